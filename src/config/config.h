@@ -1,0 +1,66 @@
+#pragma once
+// The daemon's configuration: built-in defaults, overridden by a TOML file. Every key is
+// documented in docs/configuration.md.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+
+namespace sb {
+
+struct ApiConfig {
+  std::string host = "127.0.0.1";  // [api] listen = "host:port" ("[::1]:8114" for IPv6)
+  std::uint16_t port = 8114;
+  std::string token;  // empty: no auth. From `token` or the variable named by `token_env`.
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_connections = 256;
+  std::chrono::milliseconds request_timeout{10'000};  // to read one whole request
+  std::chrono::milliseconds idle_timeout{60'000};     // keep-alive wait for the next one
+  std::chrono::milliseconds shutdown_grace{5'000};    // in-flight requests at SIGTERM
+};
+
+enum class LogFormat { plain, json };
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  LogFormat format = LogFormat::plain;
+};
+
+struct StoreConfig {
+  bool synchronous_full = true;  // [store] synchronous = "full" | "normal"
+};
+
+struct Config {
+  std::filesystem::path data_dir = "data";  // relative paths are relative to the cwd
+  ApiConfig api;
+  LogConfig log;
+  StoreConfig store;
+
+  std::filesystem::path database_file() const { return data_dir / "switchboard.db"; }
+};
+
+// Loads `file` over the built-in defaults. Errors name the file, line and key:
+// "switchboard.toml:12: unknown key 'api.lissen'", "...:3: 'api.max_connections' must be
+// an integer", "...: 'api.token_env' names SWITCHBOARD_TOKEN, which is not set".
+Result<Config> load_config(const std::filesystem::path& file);
+
+// The same, from TOML text (`origin` names it in errors). Used by load_config and tests.
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin);
+
+// Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1). nullopt if malformed.
+struct HostPort {
+  std::string host;
+  std::uint16_t port;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
+
+// Whether `host` is a loopback address or "localhost" (listening elsewhere needs a token).
+bool is_loopback_host(std::string_view host);
+
+}  // namespace sb
