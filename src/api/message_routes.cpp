@@ -1,0 +1,164 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <charconv>
+
+#include "api/message_json.h"
+#include "api/routes.h"
+
+namespace sb::api {
+namespace json = boost::json;
+using boost::asio::awaitable;
+
+namespace {
+
+Response json_response(int status, const json::value& body) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(body);
+  return r;
+}
+
+std::optional<std::int64_t> parse_int(std::string_view text) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  if (text == "true" || text == "1" || text == "yes") return true;
+  if (text == "false" || text == "0" || text == "no") return false;
+  return std::nullopt;
+}
+
+// Builds a MessageQuery from ?limit=&unread=&chat=&since=&before=&order=; the error names
+// the parameter.
+Result<MessageQuery> query_from(const Request& request) {
+  MessageQuery q;
+  q.limit = kDefaultListLimit;
+  const auto& params = request.query;
+  if (auto it = params.find("limit"); it != params.end()) {
+    auto v = parse_int(it->second);
+    if (!v || *v < 1 || *v > kMaxListLimit)
+      return make_error("'limit' must be an integer from 1 to " + std::to_string(kMaxListLimit));
+    q.limit = static_cast<int>(*v);
+  }
+  if (auto it = params.find("unread"); it != params.end()) {
+    auto v = parse_bool(it->second);
+    if (!v) return make_error("'unread' must be true or false");
+    q.unread_only = *v;
+  }
+  if (auto it = params.find("chat"); it != params.end()) q.chat = it->second;
+  for (auto [name, target] : {std::pair{"since", &q.since}, std::pair{"before", &q.before}}) {
+    if (auto it = params.find(name); it != params.end()) {
+      auto v = parse_int(it->second);
+      if (!v || *v < 0) return make_error(std::string("'") + name + "' must be a message id (>= 0)");
+      *target = *v;
+    }
+  }
+  if (auto it = params.find("order"); it != params.end()) {
+    if (it->second != "asc" && it->second != "desc")
+      return make_error("'order' must be asc or desc");
+    q.ascending = it->second == "asc";
+  }
+  return q;
+}
+
+class MessageRoutes {
+ public:
+  explicit MessageRoutes(ApiContext& context)
+      : ctx_(context),
+        stored_(context.metrics.counter("switchboard_messages_stored_total",
+                                        "Messages committed through the API.")),
+        commit_seconds_(context.metrics.histogram(
+            "switchboard_store_write_duration_seconds",
+            "Time from queueing a write to its durable commit, as an API request sees it.")),
+        read_seconds_(context.metrics.histogram("switchboard_store_read_duration_seconds",
+                                                "Time of one store read (a query or lookup).")) {}
+
+  awaitable<Response> post_message(Request& request) {
+    boost::system::error_code ec;
+    auto parsed = json::parse(request.body, ec);
+    if (ec) co_return error_response(400, "malformed JSON: " + ec.message());
+    if (!parsed.is_object()) co_return error_response(400, "the body must be a JSON object");
+    auto message = new_message_from_json(parsed.get_object());
+    if (!message) co_return error_response(422, message.error().message);
+
+    const auto started = std::chrono::steady_clock::now();
+    auto result = co_await ctx_.writer.run(
+        [m = std::move(message.value())](Store& store) { return store.add_message(m); });
+    commit_seconds_.observe(std::chrono::steady_clock::now() - started);
+    if (result.inserted) stored_.inc();
+    // A repeated idempotency key returns the message stored the first time.
+    co_return json_response(result.inserted ? 201 : 200, message_to_json(result.message));
+  }
+
+  awaitable<Response> list(Request& request, bool unread_only) {
+    auto query = query_from(request);
+    if (!query) co_return error_response(400, query.error().message);
+    if (unread_only) query->unread_only = true;
+    auto messages = timed([&] { return ctx_.reader.messages(query.value()); });
+    json::array out;
+    out.reserve(messages.size());
+    for (const auto& m : messages) out.push_back(message_to_json(m));
+    co_return json_response(200, out);
+  }
+
+  awaitable<Response> get(Request& request) {
+    auto message = find(request.params["id"]);
+    if (!message) co_return not_found(request.params["id"]);
+    co_return json_response(200, message_to_json(*message));
+  }
+
+  awaitable<Response> mark_read(Request& request) {
+    auto message = find(request.params["id"]);
+    if (!message) co_return not_found(request.params["id"]);
+    const Seq id = message->id;
+    co_await ctx_.writer.run(
+        [id](Store& store) { return store.set_status(id, MessageStatus::read); });
+    message->status = MessageStatus::read;
+    co_return json_response(200, message_to_json(*message));
+  }
+
+ private:
+  template <class Fn>
+  std::invoke_result_t<Fn> timed(Fn fn) {
+    const auto started = std::chrono::steady_clock::now();
+    auto result = fn();
+    read_seconds_.observe(std::chrono::steady_clock::now() - started);
+    return result;
+  }
+
+  // By our id, or by the id a message had in the seed's messages.jsonl before import.
+  std::optional<Message> find(const std::string& id) {
+    return timed([&] {
+      if (auto seq = parse_int(id)) return ctx_.reader.message(*seq);
+      return ctx_.reader.message_by_external_id("telepathy-messages:" + id);
+    });
+  }
+
+  static Response not_found(const std::string& id) {
+    return error_response(404, "no message with id '" + id + "'");
+  }
+
+  ApiContext& ctx_;
+  Counter& stored_;
+  Histogram& commit_seconds_;
+  Histogram& read_seconds_;
+};
+
+}  // namespace
+
+void add_message_routes(Router& router, ApiContext& context) {
+  auto routes = std::make_shared<MessageRoutes>(context);
+  router.add("POST", "/messages", [routes](Request& r) { return routes->post_message(r); });
+  router.add("GET", "/messages", [routes](Request& r) { return routes->list(r, false); });
+  // Before /messages/{id}, which would match it too.
+  router.add("GET", "/messages/unread", [routes](Request& r) { return routes->list(r, true); });
+  router.add("GET", "/messages/{id}", [routes](Request& r) { return routes->get(r); });
+  router.add("POST", "/messages/{id}/read", [routes](Request& r) { return routes->mark_read(r); });
+}
+
+}  // namespace sb::api

@@ -1,0 +1,51 @@
+#pragma once
+// The subcommands of the `switchboard` binary. Each returns the process exit code:
+// 0 ok, 1 runtime failure, 2 usage or configuration error (kExit* below).
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sb::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct CommonOptions {
+  std::optional<std::filesystem::path> config_file;  // built-in defaults when absent
+};
+
+// `switchboard run`: the daemon.
+int run(const CommonOptions& common);
+
+struct ClientOptions {
+  CommonOptions common;
+  std::optional<std::string> url;  // "http://host:port"; from the config when absent
+  bool json = false;               // print the API's JSON instead of a human summary
+};
+
+// `switchboard status`: asks the running daemon's /health and prints it.
+int status(const ClientOptions& options);
+
+struct SendOptions {
+  ClientOptions client;
+  std::string source = "cli";
+  std::optional<std::string> chat, sender, subject;
+  std::optional<std::string> text;  // read from stdin when absent or "-"
+};
+
+// `switchboard send`: stores one message through the API.
+int send(const SendOptions& options);
+
+struct ImportOptions {
+  CommonOptions common;
+  std::string format = "auto";  // auto, messages, inbox
+  std::vector<std::filesystem::path> files;
+};
+
+// `switchboard import`: imports the seed email layer's messages.jsonl / inbox.jsonl.
+int import(const ImportOptions& options);
+
+}  // namespace sb::cli
