@@ -7,26 +7,22 @@ namespace sb::api {
 namespace json = boost::json;
 
 void add_health_routes(Router& router, ApiContext& ctx) {
-  ctx.metrics.computed_gauge("switchboard_uptime_seconds", "Seconds since the daemon started.",
-                             [&ctx] {
-                               return std::chrono::duration<double>(
-                                          std::chrono::steady_clock::now() - ctx.started)
-                                   .count();
-                             });
-  ctx.metrics.computed_gauge("switchboard_messages", "Messages in the store.", [&ctx] {
-    return static_cast<double>(ctx.reader.counts().total);
-  });
+  ctx.metrics.computed_gauge(
+      "switchboard_uptime_seconds", "Seconds since the daemon started.", [&ctx] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started)
+            .count();
+      });
+  ctx.metrics.computed_gauge("switchboard_messages", "Messages in the store.",
+                             [&ctx] { return static_cast<double>(ctx.reader.counts().total); });
   ctx.metrics.computed_gauge("switchboard_messages_unread",
-                             "Messages not yet read (unread, processing or replied).", [&ctx] {
-                               return static_cast<double>(ctx.reader.counts().unread);
-                             });
+                             "Messages not yet read (unread, processing or replied).",
+                             [&ctx] { return static_cast<double>(ctx.reader.counts().unread); });
   ctx.metrics.computed_gauge("switchboard_store_commits",
                              "Durable commits made by the store writer (one per group).",
                              [&ctx] { return static_cast<double>(ctx.writer.stats().commits); });
-  ctx.metrics.computed_gauge("switchboard_store_failed_writes",
-                             "Store writes that failed and were rolled back.", [&ctx] {
-                               return static_cast<double>(ctx.writer.stats().failed_writes);
-                             });
+  ctx.metrics.computed_gauge(
+      "switchboard_store_failed_writes", "Store writes that failed and were rolled back.",
+      [&ctx] { return static_cast<double>(ctx.writer.stats().failed_writes); });
 
   router.add("GET", "/health", [&ctx](Request&) -> boost::asio::awaitable<Response> {
     json::object body;

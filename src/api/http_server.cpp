@@ -84,8 +84,7 @@ HttpServer::HttpServer(asio::io_context& io, const ApiConfig& config, const Rout
                                        {"method", "route", "status"})),
       request_seconds_(metrics.histogram("switchboard_http_request_duration_seconds",
                                          "Time from a request's first byte to its response.")),
-      open_connections_(
-          metrics.gauge("switchboard_http_connections", "Open HTTP connections.")),
+      open_connections_(metrics.gauge("switchboard_http_connections", "Open HTTP connections.")),
       refused_connections_(metrics.counter("switchboard_http_connections_refused_total",
                                            "Connections refused with 503 at the limit.")),
       timeouts_(metrics.counter("switchboard_http_timeouts_total",
@@ -96,8 +95,8 @@ HttpServer::~HttpServer() = default;
 Result<tcp::endpoint> HttpServer::listen() {
   std::string where = config_.host + ":" + std::to_string(config_.port);
   beast::error_code ec;
-  auto address = asio::ip::make_address(config_.host == "localhost" ? "127.0.0.1" : config_.host,
-                                        ec);
+  auto address =
+      asio::ip::make_address(config_.host == "localhost" ? "127.0.0.1" : config_.host, ec);
   if (ec) return make_error("cannot listen on " + where + ": not an IP address");
   tcp::endpoint endpoint(address, config_.port);
   acceptor_.open(endpoint.protocol(), ec);
@@ -159,6 +158,10 @@ asio::awaitable<void> HttpServer::refuse_busy(tcp::socket socket) {
 asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
   auto& stream = c->stream;
   auto& buffer = c->buffer;
+  auto too_large = [this] {
+    return error_response(
+        413, "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
+  };
   while (!stopping_) {
     c->busy = false;
     if (buffer.size() == 0) {
@@ -187,20 +190,20 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
     if (ec == http::error::end_of_stream) break;
     if (ec) {
       close = true;
-      response = ec == http::error::header_limit
-                     ? error_response(431, "request headers exceed " +
-                                               std::to_string(config_.max_header_bytes) + " bytes")
-                     : error_response(400, "malformed HTTP request: " + ec.message());
+      if (ec == http::error::header_limit) {
+        response = error_response(
+            431, "request headers exceed " + std::to_string(config_.max_header_bytes) + " bytes");
+      } else if (ec == http::error::body_limit) {  // Content-Length over the limit
+        response = too_large();
+      } else {
+        response = error_response(400, "malformed HTTP request: " + ec.message());
+      }
     } else {
       auto& header = parser.get();
       request.method = std::string(header.method_string());
       auto authorization = std::string(header[http::field::authorization]);
       if (!parse_target(header.target(), request)) {
         response = error_response(400, "malformed request target");
-        close = true;
-      } else if (parser.content_length() && *parser.content_length() > config_.max_body_bytes) {
-        response = error_response(413, "request body exceeds " +
-                                           std::to_string(config_.max_body_bytes) + " bytes");
         close = true;
       } else if (!config_.token.empty() && request.path != "/health" &&
                  !bearer_token_matches(authorization, config_.token)) {
@@ -219,10 +222,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
         }
         if (body_ec) {
           close = true;
-          response = body_ec == http::error::body_limit
-                         ? error_response(413, "request body exceeds " +
-                                                   std::to_string(config_.max_body_bytes) +
-                                                   " bytes")
+          response = body_ec == http::error::body_limit  // a chunked body grew too large
+                         ? too_large()
                          : error_response(400, "malformed HTTP request: " + body_ec.message());
         } else {
           auto& msg = parser.get();
@@ -239,8 +240,9 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
     auto [write_ec, written] = co_await http::async_write(stream, res, kAsTuple);
     const auto took = std::chrono::steady_clock::now() - started;
     request_seconds_.observe(took);
-    requests_.with({request.method.empty() ? "-" : request.method, route,
-                    std::to_string(response.status)})
+    requests_
+        .with(
+            {request.method.empty() ? "-" : request.method, route, std::to_string(response.status)})
         .inc();
     spdlog::debug("api: {} {} -> {} in {} µs", request.method, request.path, response.status,
                   std::chrono::duration_cast<std::chrono::microseconds>(took).count());

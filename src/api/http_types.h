@@ -11,10 +11,10 @@
 namespace sb::api {
 
 struct Request {
-  std::string method;                          // "GET", "POST", ...
-  std::string path;                            // decoded path, without the query
-  std::map<std::string, std::string> query;    // decoded; the last of repeated keys wins
-  std::map<std::string, std::string> params;   // from the route pattern ("{id}")
+  std::string method;                         // "GET", "POST", ...
+  std::string path;                           // decoded path, without the query
+  std::map<std::string, std::string> query;   // decoded; the last of repeated keys wins
+  std::map<std::string, std::string> params;  // from the route pattern ("{id}")
   std::string content_type;
   std::string body;
 };

@@ -69,8 +69,7 @@ Result<NewMessage> new_message_from_json(const json::object& body) {
     if (!field) return field.error();
     *target = std::move(field.value());
   }
-  if (m.source.size() > kMaxShortField ||
-      (m.subject && m.subject->size() > kMaxShortField) ||
+  if (m.source.size() > kMaxShortField || (m.subject && m.subject->size() > kMaxShortField) ||
       (m.sender && m.sender->size() > kMaxShortField) ||
       (m.sender_name && m.sender_name->size() > kMaxShortField)) {
     return make_error("'source', 'subject', 'sender' and 'sender_name' are limited to " +
@@ -82,8 +81,10 @@ Result<NewMessage> new_message_from_json(const json::object& body) {
   if (chat.value()) {
     auto parsed = parse_chat_id(*chat.value());
     if (!parsed) {
-      return make_error("'chat' must be '<channel>:<address>' (channel: 1-32 of a-z, 0-9, '-'; "
-                        "got '" + *chat.value() + "')");
+      return make_error(
+          "'chat' must be '<channel>:<address>' (channel: 1-32 of a-z, 0-9, '-'; "
+          "got '" +
+          *chat.value() + "')");
     }
     m.chat = parsed->str();
   }

@@ -54,7 +54,8 @@ Result<MessageQuery> query_from(const Request& request) {
   for (auto [name, target] : {std::pair{"since", &q.since}, std::pair{"before", &q.before}}) {
     if (auto it = params.find(name); it != params.end()) {
       auto v = parse_int(it->second);
-      if (!v || *v < 0) return make_error(std::string("'") + name + "' must be a message id (>= 0)");
+      if (!v || *v < 0)
+        return make_error(std::string("'") + name + "' must be a message id (>= 0)");
       *target = *v;
     }
   }
@@ -87,8 +88,8 @@ class MessageRoutes {
     if (!message) co_return error_response(422, message.error().message);
 
     const auto started = std::chrono::steady_clock::now();
-    auto result = co_await ctx_.writer.run(
-        [m = std::move(message.value())](Store& store) { return store.add_message(m); });
+    auto add = [m = std::move(message.value())](Store& store) { return store.add_message(m); };
+    auto result = co_await ctx_.writer.run(std::move(add));
     commit_seconds_.observe(std::chrono::steady_clock::now() - started);
     if (result.inserted) stored_.inc();
     // A repeated idempotency key returns the message stored the first time.
@@ -116,8 +117,8 @@ class MessageRoutes {
     auto message = find(request.params["id"]);
     if (!message) co_return not_found(request.params["id"]);
     const Seq id = message->id;
-    co_await ctx_.writer.run(
-        [id](Store& store) { return store.set_status(id, MessageStatus::read); });
+    auto mark = [id](Store& store) { return store.set_status(id, MessageStatus::read); };
+    co_await ctx_.writer.run(std::move(mark));
     message->status = MessageStatus::read;
     co_return json_response(200, message_to_json(*message));
   }

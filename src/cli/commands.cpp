@@ -206,9 +206,8 @@ int import(const ImportOptions& options) {
     }
     for (const auto& [line, message] : report->errors)
       std::cerr << file.string() << ":" << line << ": skipped: " << message << '\n';
-    std::cout << file.string() << ": " << report->imported << " imported, "
-              << report->duplicates << " already there, " << report->errors.size()
-              << " malformed line(s) skipped\n";
+    std::cout << file.string() << ": " << report->imported << " imported, " << report->duplicates
+              << " already there, " << report->errors.size() << " malformed line(s) skipped\n";
   }
   return status;
 }

@@ -37,8 +37,8 @@ Result<bool> setup_logging(const LogConfig& config) {
   auto level = spdlog::level::from_str(config.level);
   if (level == spdlog::level::off && config.level != "off")
     return make_error("unknown log level '" + config.level + "'");
-  auto logger = std::make_shared<spdlog::logger>(
-      "switchboard", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("switchboard",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   if (config.format == LogFormat::json) {
     formatter->add_flag<JsonEscapedMessage>('j').set_pattern(

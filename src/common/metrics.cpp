@@ -56,8 +56,8 @@ Histogram::Snapshot Histogram::snapshot() const {
 }
 
 std::vector<double> Histogram::latency_bounds() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-          0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5, 10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
 CounterFamily::CounterFamily(std::vector<std::string> label_names)
@@ -117,8 +117,7 @@ std::string MetricsRegistry::render() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;
   for (const auto& e : entries_) {
-    out << "# HELP " << e.name << ' ' << e.help << "\n# TYPE " << e.name << ' ' << e.type
-        << '\n';
+    out << "# HELP " << e.name << ' ' << e.help << "\n# TYPE " << e.name << ' ' << e.type << '\n';
     if (e.counter) {
       out << e.name << ' ' << e.counter->value() << '\n';
     } else if (e.gauge) {
@@ -138,8 +137,8 @@ std::string MetricsRegistry::render() const {
     } else if (e.histogram) {
       auto s = e.histogram->snapshot();
       for (std::size_t i = 0; i < s.bounds.size(); ++i)
-        out << e.name << "_bucket{le=\"" << format_double(s.bounds[i]) << "\"} "
-            << s.cumulative[i] << '\n';
+        out << e.name << "_bucket{le=\"" << format_double(s.bounds[i]) << "\"} " << s.cumulative[i]
+            << '\n';
       out << e.name << "_bucket{le=\"+Inf\"} " << s.cumulative.back() << '\n';
       out << e.name << "_sum " << format_double(s.sum) << '\n';
       out << e.name << "_count " << s.count << '\n';

@@ -16,7 +16,8 @@ namespace sb {
 struct ApiConfig {
   std::string host = "127.0.0.1";  // [api] listen = "host:port" ("[::1]:8114" for IPv6)
   std::uint16_t port = 8114;
-  std::string token;  // empty: no auth. From `token` or the variable named by `token_env`.
+  std::string token;         // empty: no auth. From `token` or the variable named by `token_env`.
+  std::string token_source;  // where `token` came from, for logs: "api.token" or "$NAME"
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_connections = 256;
@@ -47,20 +48,30 @@ struct Config {
 
 // Loads `file` over the built-in defaults. Errors name the file, line and key:
 // "switchboard.toml:12: unknown key 'api.lissen'", "...:3: 'api.max_connections' must be
-// an integer", "...: 'api.token_env' names SWITCHBOARD_TOKEN, which is not set".
+// a positive integer (got 'many')", "...:4: 'api.token_env' names SWITCHBOARD_TOKEN, which
+// is not set".
+// Every problem in the file is reported, one per line of the message, in file order; an
+// unreadable file gives "cannot read config file <path>: <reason>". Never throws. Reads the
+// environment (for `token_env`), so do not call it while another thread calls setenv.
 Result<Config> load_config(const std::filesystem::path& file);
 
 // The same, from TOML text (`origin` names it in errors). Used by load_config and tests.
 Result<Config> parse_config(std::string_view toml_text, const std::string& origin);
 
-// Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1). nullopt if malformed.
+// Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1). nullopt if malformed: no
+// port, a port outside 1..65535, an IPv6 address without brackets, a bracketed host that is
+// not an IPv6 address, or a host with characters other than letters, digits, '.', '-', '_'.
+// The host may be a name; the loader further requires an IP address or "localhost" for
+// [api] listen, because the server binds without resolving names.
 struct HostPort {
   std::string host;
   std::uint16_t port;
 };
 std::optional<HostPort> parse_host_port(std::string_view text);
 
-// Whether `host` is a loopback address or "localhost" (listening elsewhere needs a token).
+// Whether `host` is a loopback address or "localhost" (listening elsewhere needs a token):
+// "localhost" (any case), 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. Anything else,
+// including names and unparseable text, is not.
 bool is_loopback_host(std::string_view host);
 
 }  // namespace sb

@@ -11,9 +11,9 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -51,36 +51,39 @@ class WriteQueue {
   // Runs fn(store) on the writer thread inside a group commit and resumes the caller (on
   // its executor) once the commit is durable. Returns fn's result, or rethrows what fn
   // threw (its effects rolled back) or the StoreError of a failed commit.
+  // Callers: pass a named variable, not a lambda written inside the co_await expression;
+  // g++ 12 destroys non-trivial temporaries of a co_await expression twice.
   template <class Fn>
   auto run(Fn fn) -> boost::asio::awaitable<std::invoke_result_t<Fn, Store&>> {
     using R = std::invoke_result_t<Fn, Store&>;
     using Value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
     auto executor = co_await boost::asio::this_coro::executor;
-    auto outcome = co_await boost::asio::async_initiate<
-        const boost::asio::use_awaitable_t<>, void(std::exception_ptr, std::optional<Value>)>(
-        [this, executor, fn = std::move(fn)](auto handler) mutable {
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          auto result = std::make_shared<std::optional<Value>>();
-          Job job;
-          job.op = [fn = std::move(fn), result](Store& store) mutable {
-            if constexpr (std::is_void_v<R>) {
-              fn(store);
-              result->emplace();
-            } else {
-              result->emplace(fn(store));
-            }
-          };
-          // A tracked executor keeps the event loop running until the result is back.
-          auto tracked =
-              boost::asio::prefer(executor, boost::asio::execution::outstanding_work.tracked);
-          job.done = [tracked, shared, result](std::exception_ptr error) {
-            boost::asio::post(tracked, [shared, result, error]() {
-              (*shared)(error, std::move(*result));
-            });
-          };
-          enqueue(std::move(job));
-        },
-        boost::asio::use_awaitable);
+    // Named, not a temporary inside the co_await: g++ 12 may destroy such temporaries twice.
+    auto initiation = [this, executor, fn = std::move(fn)](auto handler) mutable {
+      auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+      auto result = std::make_shared<std::optional<Value>>();
+      Job job;
+      job.op = [fn = std::move(fn), result](Store& store) mutable {
+        if constexpr (std::is_void_v<R>) {
+          fn(store);
+          result->emplace();
+        } else {
+          result->emplace(fn(store));
+        }
+      };
+      // A tracked executor keeps the event loop running until the result is back.
+      auto tracked =
+          boost::asio::prefer(executor, boost::asio::execution::outstanding_work.tracked);
+      job.done = [tracked, shared, result](std::exception_ptr error) {
+        boost::asio::post(tracked,
+                          [shared, result, error]() { (*shared)(error, std::move(*result)); });
+      };
+      enqueue(std::move(job));
+    };
+    auto outcome =
+        co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
+                                             void(std::exception_ptr, std::optional<Value>)>(
+            std::move(initiation), boost::asio::use_awaitable);
     if constexpr (!std::is_void_v<R>) co_return std::move(*outcome);
   }
 

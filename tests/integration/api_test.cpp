@@ -57,10 +57,10 @@ TEST_F(Api, ListIsNewestFirstBoundedByLimitAndFilteredBySinceAndChat) {
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 5; ++i) {
     auto chat = i % 2 ? R"("http:odd")" : R"("http:even")";
-    ids.push_back(post(R"({"source":"http","content":"m)" + std::to_string(i) +
-                       R"(","chat":)" + chat + "}")
-                      .at("id")
-                      .as_int64());
+    ids.push_back(
+        post(R"({"source":"http","content":"m)" + std::to_string(i) + R"(","chat":)" + chat + "}")
+            .at("id")
+            .as_int64());
   }
   for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_GT(ids[i], ids[i - 1]);
 
@@ -119,8 +119,8 @@ TEST_F(Api, BadInputGetsJsonErrorsWithTheRightStatus) {
   expect_error("POST", "/messages", R"({"source":"s","content":5})", 422, "content");
   expect_error("POST", "/messages", R"({"source":"s","content":"c","chat":"nochannel"})", 422,
                "chat");
-  expect_error("POST", "/messages", R"({"source":"s","content":"c","timestamp":"yesterday"})",
-               422, "timestamp");
+  expect_error("POST", "/messages", R"({"source":"s","content":"c","timestamp":"yesterday"})", 422,
+               "timestamp");
   expect_error("GET", "/messages?limit=0", "", 400, "limit");
   expect_error("GET", "/messages?limit=1001", "", 400, "limit");
   expect_error("GET", "/messages?since=abc", "", 400, "since");
@@ -133,8 +133,7 @@ TEST_F(Api, BadInputGetsJsonErrorsWithTheRightStatus) {
 
 TEST_F(Api, OversizedBodyIs413) {
   std::string big(2 * 1024 * 1024, 'x');
-  auto v = daemon.json("POST", "/messages", 413,
-                       R"({"source":"s","content":")" + big + R"("})");
+  auto v = daemon.json("POST", "/messages", 413, R"({"source":"s","content":")" + big + R"("})");
   EXPECT_TRUE(v.as_object().contains("error"));
   // The daemon is still fine afterwards.
   post(R"({"source":"s","content":"small"})");
@@ -148,8 +147,10 @@ TEST_F(Api, MetricsCountRequestsByRouteAndStatus) {
   EXPECT_EQ(reply->status, 200);
   EXPECT_NE(reply->header("Content-Type").find("text/plain"), std::string::npos);
   const auto& text = reply->body;
-  EXPECT_NE(text.find(R"(switchboard_http_requests_total{method="POST",route="/messages",status="201"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(switchboard_http_requests_total{method="POST",route="/messages",status="201"} 1)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(route="/messages/{id}",status="404"} 1)"), std::string::npos);
   EXPECT_NE(text.find("switchboard_messages_stored_total 1"), std::string::npos);
@@ -160,9 +161,9 @@ TEST_F(Api, KeepAliveServesSeveralRequestsOnOneConnectionInOrder) {
   RawConnection c(daemon.port());
   ASSERT_TRUE(c.connected());
   const std::string body = R"({"source":"s","content":"pipelined"})";
-  ASSERT_TRUE(c.send("POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\n\r\n" + body +
-                     "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(c.send(
+      "POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto first = c.read_response();
   auto second = c.read_response();
   EXPECT_EQ(first.rfind("HTTP/1.1 201", 0), 0u) << first;
@@ -172,8 +173,9 @@ TEST_F(Api, KeepAliveServesSeveralRequestsOnOneConnectionInOrder) {
 
 TEST_F(Api, ExpectContinueWithTooLargeBodyIsRefusedBeforeTheBodyIsSent) {
   RawConnection c(daemon.port());
-  ASSERT_TRUE(c.send("POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
-                     "Expect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
+             "Expect: 100-continue\r\n\r\n"));
   auto response = c.read_response();
   EXPECT_EQ(response.rfind("HTTP/1.1 413", 0), 0u) << response;
 }
@@ -265,8 +267,7 @@ TEST_F(ApiLimits, ConnectionsBeyondTheLimitGet503) {
 TEST(ApiStartup, RefusesAPublicAddressWithoutAToken) {
   TempDir dir;
   std::ofstream(dir.path() / "c.toml") << "data_dir = \"" << (dir.path() / "d").string()
-                                       << "\"\n[api]\nlisten = \"0.0.0.0:" << free_port()
-                                       << "\"\n";
+                                       << "\"\n[api]\nlisten = \"0.0.0.0:" << free_port() << "\"\n";
   auto r = run_cli({"run", "--config", (dir.path() / "c.toml").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("without a token"), std::string::npos) << r.err;

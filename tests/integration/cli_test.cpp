@@ -45,8 +45,7 @@ TEST(Cli, StatusWithoutADaemonFailsWithOneAndSaysWhere) {
   Daemon daemon(dir.path());  // configured, never started
   auto r = run_cli({"status", "--config", daemon.config_file().string()});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(daemon.port())), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(daemon.port())), std::string::npos) << r.err;
 }
 
 TEST(Cli, SendStoresAMessageAndStatusShowsTheCounts) {

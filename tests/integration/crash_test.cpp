@@ -26,9 +26,9 @@ TEST(Crash, EveryAcknowledgedMessageSurvivesKill9) {
     clients.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         auto content = "client " + std::to_string(t) + " message " + std::to_string(i);
-        auto reply = daemon.call("POST", "/messages",
-                                 json::serialize(json::object{{"source", "crash-test"},
-                                                              {"content", content}}));
+        auto reply = daemon.call(
+            "POST", "/messages",
+            json::serialize(json::object{{"source", "crash-test"}, {"content", content}}));
         if (!reply) continue;  // the daemon died mid-request: not acknowledged
         if (reply->status != 201) continue;
         auto id = json::parse(reply->body).at("id").as_int64();
@@ -57,7 +57,7 @@ TEST(Crash, EveryAcknowledgedMessageSurvivesKill9) {
     auto reply = daemon.call("GET", "/messages/" + std::to_string(id));
     ASSERT_TRUE(reply);
     ASSERT_EQ(reply->status, 200) << "message " << id << " was acknowledged but is lost";
-    EXPECT_EQ(json::parse(reply->body).at("content"), content);
+    EXPECT_EQ(json::value_to<std::string>(json::parse(reply->body).at("content")), content);
     ++checked;
   }
   EXPECT_EQ(checked, acknowledged.size());

@@ -109,8 +109,7 @@ Completed run_cli(const std::vector<std::string>& args, const std::string& input
 Daemon::Daemon(const fs::path& dir, std::string api_extra_toml, std::string extra_toml)
     : dir_(dir), config_file_(dir / "switchboard.toml"), port_(free_port()) {
   std::ofstream(config_file_) << "data_dir = \"" << (dir / "data").string() << "\"\n"
-                              << extra_toml << "\n[api]\nlisten = \"127.0.0.1:" << port_
-                              << "\"\n"
+                              << extra_toml << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\n"
                               << api_extra_toml << "\n";
 }
 

@@ -58,9 +58,8 @@ class Daemon {
   Result<HttpReply> call(const std::string& method, const std::string& target,
                          const std::string& body = "", const std::string& token = "") const;
   // The same, failing the test if the call fails; parses the JSON body.
-  boost::json::value json(const std::string& method, const std::string& target,
-                          int expected_status, const std::string& body = "",
-                          const std::string& token = "") const;
+  boost::json::value json(const std::string& method, const std::string& target, int expected_status,
+                          const std::string& body = "", const std::string& token = "") const;
 
   std::uint16_t port() const { return port_; }
   const std::filesystem::path& config_file() const { return config_file_; }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <random>
@@ -41,8 +42,8 @@ TEST_F(WriteQueueTest, ConcurrentWritesShareCommitsAndAllResultsComeBack) {
     asio::co_spawn(
         io,
         [&, i]() -> asio::awaitable<void> {
-          auto r = co_await queue.run(
-              [m = text("m" + std::to_string(i))](Store& s) { return s.add_message(m); });
+          auto add = [m = text("m" + std::to_string(i))](Store& s) { return s.add_message(m); };
+          auto r = co_await queue.run(std::move(add));
           ids.push_back(r.message.id);
         },
         asio::detached);

@@ -1,0 +1,494 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/ip/address.hpp>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <span>
+#include <sstream>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "config/units.h"
+
+namespace sb {
+namespace {
+
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
+constexpr std::array<std::string_view, 2> kLogFormats = {"plain", "json"};
+constexpr std::array<std::string_view, 2> kSynchronousModes = {"full", "normal"};
+
+// Upper bounds: beyond these a value is a typo rather than a choice.
+constexpr std::uint64_t kMaxBodyBytes = 1ull << 30;
+constexpr std::uint64_t kMaxHeaderBytes = 1ull << 20;
+constexpr std::uint64_t kMaxConnections = 100'000;
+constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
+
+std::string join(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::string_view word : words) {
+    if (!out.empty()) out += ", ";
+    out += word;
+  }
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::ranges::equal(a, b, [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+// Levenshtein distance, for "did you mean" on unknown keys.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// What a value is, for "(got ...)" in messages: the value itself for strings and numbers,
+// its kind otherwise.
+std::string describe(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "'" + node.as_string()->get() + "'";
+    case toml::node_type::integer:
+      return std::to_string(node.as_integer()->get());
+    case toml::node_type::floating_point: {
+      std::ostringstream out;
+      out << *node.as_floating_point();
+      return out.str();
+    }
+    case toml::node_type::boolean:
+      return node.as_boolean()->get() ? "true" : "false";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+// A token travels in an HTTP header, so it must be visible ASCII without spaces.
+bool is_valid_token(std::string_view token) {
+  return std::ranges::all_of(token, [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+bool is_ip_address(const std::string& host) {
+  boost::system::error_code error;
+  boost::asio::ip::make_address(host, error);
+  return !error;
+}
+
+// Reads a TOML document into a Config, collecting every problem with its line.
+class Loader {
+ public:
+  explicit Loader(std::string origin) : origin_(std::move(origin)) {}
+
+  Result<Config> load(const toml::table& root) {
+    Config config;
+    const std::vector<Field> fields = {
+        {"data_dir",
+         [&](const toml::node& node, const std::string& key) {
+           if (auto text = expect_string(node, key)) {
+             if (text->empty()) {
+               fail(node, "'" + key + "' must not be empty");
+             } else {
+               config.data_dir = *text;
+             }
+           }
+         }},
+        {"api",
+         [&](const toml::node& node, const std::string& key) { read_api(node, key, config.api); }},
+        {"log",
+         [&](const toml::node& node, const std::string& key) { read_log(node, key, config.log); }},
+        {"store", [&](const toml::node& node,
+                      const std::string& key) { read_store(node, key, config.store); }},
+    };
+    read_fields(root, "", fields);
+    if (!problems_.empty()) return make_error(report());
+    return config;
+  }
+
+ private:
+  struct Field {
+    std::string_view name;
+    std::function<void(const toml::node&, const std::string& key)> read;
+  };
+
+  struct Problem {
+    std::uint32_t line;
+    std::string message;
+  };
+
+  void fail(const toml::node& node, std::string message) {
+    problems_.push_back({node.source().begin.line, std::move(message)});
+  }
+
+  std::string report() {
+    std::ranges::stable_sort(problems_, {}, &Problem::line);
+    std::string out;
+    for (const Problem& problem : problems_) {
+      if (!out.empty()) out += '\n';
+      out += origin_ + ":" + std::to_string(problem.line) + ": " + problem.message;
+    }
+    return out;
+  }
+
+  // Hands each key of `table` to its field's reader; reports keys no field knows.
+  void read_fields(const toml::table& table, const std::string& prefix,
+                   std::span<const Field> fields) {
+    for (auto&& [toml_key, node] : table) {
+      const std::string_view name = toml_key.str();
+      const std::string key = prefix + std::string(name);
+      const auto field = std::ranges::find(fields, name, &Field::name);
+      if (field != fields.end()) {
+        field->read(node, key);
+        continue;
+      }
+      std::string message = "unknown key '" + key + "'";
+      const auto closest = std::ranges::min_element(
+          fields, {}, [name](const Field& f) { return edit_distance(name, f.name); });
+      if (closest != fields.end() && edit_distance(name, closest->name) <= 2) {
+        message += "; did you mean '" + prefix + std::string(closest->name) + "'?";
+      }
+      fail(node, std::move(message));
+    }
+  }
+
+  const toml::table* expect_table(const toml::node& node, const std::string& key) {
+    const toml::table* result = node.as_table();
+    if (!result) fail(node, "'" + key + "' must be a table (got " + describe(node) + ")");
+    return result;
+  }
+
+  std::optional<std::string> expect_string(const toml::node& node, const std::string& key) {
+    if (const auto* value = node.as_string()) return value->get();
+    fail(node, "'" + key + "' must be a string (got " + describe(node) + ")");
+    return std::nullopt;
+  }
+
+  std::optional<std::string> choice(const toml::node& node, const std::string& key,
+                                    std::span<const std::string_view> allowed) {
+    const auto* value = node.as_string();
+    if (value && std::ranges::find(allowed, value->get()) != allowed.end()) return value->get();
+    fail(node, "'" + key + "' must be one of " + join(allowed) + " (got " + describe(node) + ")");
+    return std::nullopt;
+  }
+
+  std::optional<std::size_t> count(const toml::node& node, const std::string& key,
+                                   std::uint64_t max) {
+    const auto* value = node.as_integer();
+    if (!value || value->get() <= 0) {
+      fail(node, "'" + key + "' must be a positive integer (got " + describe(node) + ")");
+      return std::nullopt;
+    }
+    if (static_cast<std::uint64_t>(value->get()) > max) {
+      fail(node, "'" + key + "' must be at most " + std::to_string(max) + " (got " +
+                     describe(node) + ")");
+      return std::nullopt;
+    }
+    return static_cast<std::size_t>(value->get());
+  }
+
+  std::optional<std::size_t> size(const toml::node& node, const std::string& key,
+                                  std::uint64_t max) {
+    std::optional<std::uint64_t> bytes;
+    if (const auto* value = node.as_integer()) {
+      bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(value->get(), 0));
+    } else if (const auto* text = node.as_string()) {
+      bytes = parse_size(text->get());
+    }
+    if (!bytes) {
+      fail(node, "'" + key +
+                     "' must be a number of bytes or a string with a unit (B, KB, MB, GB, KiB, "
+                     "MiB, GiB) such as \"512KiB\" or \"10MB\" (got " +
+                     describe(node) + ")");
+      return std::nullopt;
+    }
+    if (*bytes == 0) {
+      fail(node, "'" + key + "' must be greater than 0 (got " + describe(node) + ")");
+      return std::nullopt;
+    }
+    if (*bytes > max) {
+      fail(node,
+           "'" + key + "' must be at most " + format_size(max) + " (got " + describe(node) + ")");
+      return std::nullopt;
+    }
+    return static_cast<std::size_t>(*bytes);
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const toml::node& node,
+                                                    const std::string& key) {
+    const auto* text = node.as_string();
+    const auto parsed = text ? parse_duration(text->get()) : std::nullopt;
+    if (!parsed) {
+      fail(node, "'" + key +
+                     "' must be a duration with a unit: ms, s, m or h, such as \"500ms\" or "
+                     "\"10s\" (got " +
+                     describe(node) + (node.is_number() ? ", which has no unit" : "") + ")");
+      return std::nullopt;
+    }
+    if (parsed->count() == 0) {
+      fail(node, "'" + key + "' must be greater than 0 (got " + describe(node) + ")");
+      return std::nullopt;
+    }
+    if (*parsed > kMaxDuration) {
+      fail(node, "'" + key + "' must be at most " + format_duration(kMaxDuration) + " (got " +
+                     describe(node) + ")");
+      return std::nullopt;
+    }
+    return parsed;
+  }
+
+  template <class T, class U>
+  static void assign(T& target, std::optional<U> value) {
+    if (value) target = static_cast<T>(*value);
+  }
+
+  void read_listen(const toml::node& node, const std::string& key, ApiConfig& api) {
+    const auto text = expect_string(node, key);
+    if (!text) return;
+    const auto address = parse_host_port(*text);
+    if (!address) {
+      fail(node, "'" + key +
+                     "' must be \"host:port\", \"[ipv6]:port\" or \":port\" with a port from 1 "
+                     "to 65535 (got '" +
+                     *text + "')");
+      return;
+    }
+    if (iequals(address->host, "localhost")) {
+      api.host = "localhost";
+    } else if (is_ip_address(address->host)) {
+      api.host = address->host;
+    } else {
+      fail(node, "'" + key + "' must name an IP address or localhost, not a host name (got '" +
+                     *text + "')");
+      return;
+    }
+    api.port = address->port;
+  }
+
+  void read_api(const toml::node& node, const std::string& key, ApiConfig& api) {
+    const toml::table* api_table = expect_table(node, key);
+    if (!api_table) return;
+    const toml::node* token = nullptr;
+    const toml::node* token_env = nullptr;
+    const std::vector<Field> fields = {
+        {"listen", [&](const toml::node& n, const std::string& k) { read_listen(n, k, api); }},
+        {"token", [&](const toml::node& n, const std::string&) { token = &n; }},
+        {"token_env", [&](const toml::node& n, const std::string&) { token_env = &n; }},
+        {"max_body_bytes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(api.max_body_bytes, size(n, k, kMaxBodyBytes));
+         }},
+        {"max_header_bytes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(api.max_header_bytes, size(n, k, kMaxHeaderBytes));
+         }},
+        {"max_connections",
+         [&](const toml::node& n, const std::string& k) {
+           assign(api.max_connections, count(n, k, kMaxConnections));
+         }},
+        {"request_timeout",
+         [&](const toml::node& n, const std::string& k) {
+           assign(api.request_timeout, duration(n, k));
+         }},
+        {"idle_timeout", [&](const toml::node& n,
+                             const std::string& k) { assign(api.idle_timeout, duration(n, k)); }},
+        {"shutdown_grace",
+         [&](const toml::node& n, const std::string& k) {
+           assign(api.shutdown_grace, duration(n, k));
+         }},
+    };
+    read_fields(*api_table, key + ".", fields);
+    read_token(key, token, token_env, api);
+  }
+
+  // The token comes from the file or from the environment variable the file names, never
+  // both: a secret kept out of the file should not have a stale copy in it.
+  void read_token(const std::string& api_key, const toml::node* token, const toml::node* token_env,
+                  ApiConfig& api) {
+    const std::string token_key = api_key + ".token";
+    const std::string env_key = api_key + ".token_env";
+    if (token && token_env) {
+      const toml::node& later =
+          token->source().begin.line > token_env->source().begin.line ? *token : *token_env;
+      fail(later, "set either '" + token_key + "' or '" + env_key + "', not both");
+      return;
+    }
+    if (token) {
+      const auto* value = token->as_string();
+      if (!value) {
+        fail(*token, "'" + token_key + "' must be a string");
+      } else if (value->get().empty()) {
+        fail(*token,
+             "'" + token_key + "' must not be empty (leave it out to disable authentication)");
+      } else if (!is_valid_token(value->get())) {
+        fail(*token, "'" + token_key + "' must be printable ASCII without spaces");
+      } else {
+        api.token = value->get();
+        api.token_source = token_key;
+      }
+      return;
+    }
+    if (token_env) {
+      const auto name = expect_string(*token_env, env_key);
+      if (!name) return;
+      if (name->empty()) {
+        fail(*token_env, "'" + env_key + "' must name an environment variable");
+        return;
+      }
+      const char* value = std::getenv(name->c_str());
+      if (!value) {
+        fail(*token_env, "'" + env_key + "' names " + *name + ", which is not set");
+      } else if (*value == '\0') {
+        fail(*token_env, "'" + env_key + "' names " + *name + ", which is empty");
+      } else if (!is_valid_token(value)) {
+        fail(*token_env, "'" + env_key + "' names " + *name +
+                             ", whose value must be printable ASCII without spaces");
+      } else {
+        api.token = value;
+        api.token_source = "$" + *name;
+      }
+    }
+  }
+
+  void read_log(const toml::node& node, const std::string& key, LogConfig& log) {
+    const toml::table* log_table = expect_table(node, key);
+    if (!log_table) return;
+    const std::vector<Field> fields = {
+        {"level", [&](const toml::node& n,
+                      const std::string& k) { assign(log.level, choice(n, k, kLogLevels)); }},
+        {"format",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto format = choice(n, k, kLogFormats)) {
+             log.format = *format == "json" ? LogFormat::json : LogFormat::plain;
+           }
+         }},
+    };
+    read_fields(*log_table, key + ".", fields);
+  }
+
+  void read_store(const toml::node& node, const std::string& key, StoreConfig& store) {
+    const toml::table* store_table = expect_table(node, key);
+    if (!store_table) return;
+    const std::vector<Field> fields = {
+        {"synchronous",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto mode = choice(n, k, kSynchronousModes))
+             store.synchronous_full = *mode == "full";
+         }},
+    };
+    read_fields(*store_table, key + ".", fields);
+  }
+
+  std::string origin_;
+  std::vector<Problem> problems_;
+};
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin) {
+  try {
+    const toml::table root = toml::parse(toml_text, std::string_view(origin));
+    return Loader(origin).load(root);
+  } catch (const toml::parse_error& error) {
+    return make_error(origin + ":" + std::to_string(error.source().begin.line) + ": " +
+                      std::string(error.description()));
+  } catch (const std::exception& error) {
+    return make_error(origin + ": " + error.what());
+  }
+}
+
+Result<Config> load_config(const std::filesystem::path& file) {
+  const auto cannot_read = [&](int error_number) {
+    return make_error("cannot read config file " + file.string() + ": " +
+                      std::generic_category().message(error_number));
+  };
+  std::FILE* stream = std::fopen(file.c_str(), "rb");
+  if (!stream) return cannot_read(errno);
+  std::string text;
+  std::array<char, 8192> buffer;
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), stream)) > 0)
+    text.append(buffer.data(), n);
+  const int read_error = std::ferror(stream) ? errno : 0;
+  std::fclose(stream);
+  if (read_error) return cannot_read(read_error);
+  return parse_config(text, file.string());
+}
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    boost::system::error_code error;
+    boost::asio::ip::make_address_v6(std::string(host), error);
+    if (error) return std::nullopt;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    const bool plain_host = std::ranges::all_of(host, [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    });
+    if (!plain_host) return std::nullopt;
+    if (host.empty()) host = "127.0.0.1";
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  unsigned number = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    number = number * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (number < 1 || number > 65535) return std::nullopt;
+  return HostPort{std::string(host), static_cast<std::uint16_t>(number)};
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (iequals(host, "localhost")) return true;
+  boost::system::error_code error;
+  const auto address = boost::asio::ip::make_address(std::string(host), error);
+  if (error) return false;
+  if (address.is_v4()) return address.to_v4().is_loopback();
+  const auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).is_loopback();
+  }
+  return v6.is_loopback();
+}
+
+}  // namespace sb

@@ -1,0 +1,170 @@
+#include "store/migrations.h"
+
+#include <array>
+
+namespace sb {
+
+namespace {
+
+// Version 1 holds every table the daemon needs, so later work adds methods, not rework.
+// Times are ISO-8601 UTC text ("2026-05-18T10:20:30.123Z"), which sorts in time order.
+// A message is "unread" for counts and queries when its status is unread, processing or
+// replied; the partial indexes and the message_stats triggers repeat that list, and queries
+// must spell it exactly so for SQLite to pick the partial indexes.
+constexpr std::string_view kVersion1 = R"sql(
+CREATE TABLE chats (
+  id INTEGER PRIMARY KEY,
+  jid TEXT NOT NULL UNIQUE,          -- "<channel>:<address>"
+  channel TEXT NOT NULL,
+  address TEXT NOT NULL,
+  name TEXT,
+  created_at TEXT NOT NULL,
+  last_message_at TEXT
+);
+
+-- id is the message's sequence number: AUTOINCREMENT so that it only grows and is never
+-- reused, even after the newest rows are deleted (cursors rely on it).
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  chat_id INTEGER REFERENCES chats(id),
+  source TEXT NOT NULL,
+  sender TEXT,
+  sender_name TEXT,
+  subject TEXT,
+  content TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  stored_at TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'unread'
+    CHECK (status IN ('unread', 'processing', 'replied', 'read', 'filtered')),
+  from_assistant INTEGER NOT NULL DEFAULT 0 CHECK (from_assistant IN (0, 1)),
+  metadata TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
+  external_id TEXT UNIQUE
+);
+-- Newest first overall is the rowid order itself. These serve a chat's messages and the
+-- unread ones, newest or oldest first, without a sort.
+CREATE INDEX messages_by_chat ON messages(chat_id, id);
+CREATE INDEX messages_unread ON messages(id)
+  WHERE status IN ('unread', 'processing', 'replied');
+CREATE INDEX messages_unread_by_chat ON messages(chat_id, id)
+  WHERE status IN ('unread', 'processing', 'replied');
+
+-- One row, kept by triggers so counts are O(1) and right whoever writes (the daemon, the
+-- import command in another process).
+CREATE TABLE message_stats (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  total INTEGER NOT NULL,
+  unread INTEGER NOT NULL
+);
+INSERT INTO message_stats (id, total, unread) VALUES (1, 0, 0);
+CREATE TRIGGER message_stats_insert AFTER INSERT ON messages BEGIN
+  UPDATE message_stats
+     SET total = total + 1,
+         unread = unread + (NEW.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+CREATE TRIGGER message_stats_delete AFTER DELETE ON messages BEGIN
+  UPDATE message_stats
+     SET total = total - 1,
+         unread = unread - (OLD.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+CREATE TRIGGER message_stats_update AFTER UPDATE OF status ON messages
+  WHEN (OLD.status IN ('unread', 'processing', 'replied'))
+    <> (NEW.status IN ('unread', 'processing', 'replied'))
+BEGIN
+  UPDATE message_stats
+     SET unread = unread + (NEW.status IN ('unread', 'processing', 'replied'))
+                         - (OLD.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+
+CREATE TABLE groups (
+  folder TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  trigger TEXT,
+  requires_trigger INTEGER NOT NULL DEFAULT 1 CHECK (requires_trigger IN (0, 1)),
+  is_main INTEGER NOT NULL DEFAULT 0 CHECK (is_main IN (0, 1)),
+  agent_config TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(agent_config)),
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+
+CREATE TABLE group_chats (
+  chat_jid TEXT NOT NULL,
+  group_folder TEXT NOT NULL REFERENCES groups(folder) ON DELETE CASCADE,
+  PRIMARY KEY (chat_jid, group_folder)
+);
+CREATE INDEX group_chats_by_folder ON group_chats(group_folder);
+
+CREATE TABLE sessions (
+  group_folder TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+
+CREATE TABLE scheduled_tasks (
+  id TEXT PRIMARY KEY,
+  group_folder TEXT NOT NULL,
+  chat_jid TEXT NOT NULL,
+  prompt TEXT NOT NULL,
+  schedule_type TEXT NOT NULL CHECK (schedule_type IN ('cron', 'interval', 'once')),
+  schedule_value TEXT NOT NULL,
+  context_mode TEXT NOT NULL DEFAULT 'isolated' CHECK (context_mode IN ('group', 'isolated')),
+  status TEXT NOT NULL DEFAULT 'active'
+    CHECK (status IN ('active', 'paused', 'completed', 'cancelled')),
+  next_run TEXT,
+  last_run TEXT,
+  last_result TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX scheduled_tasks_due ON scheduled_tasks(status, next_run);
+CREATE INDEX scheduled_tasks_by_group ON scheduled_tasks(group_folder);
+
+CREATE TABLE task_run_logs (
+  id INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL REFERENCES scheduled_tasks(id) ON DELETE CASCADE,
+  run_at TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  result TEXT,
+  error TEXT
+);
+CREATE INDEX task_run_logs_by_task ON task_run_logs(task_id, run_at);
+
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  chat_jid TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL CHECK (json_valid(payload)),
+  state TEXT NOT NULL DEFAULT 'pending'
+    CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  sent_at TEXT
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+
+CREATE TABLE cursors (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array<SqliteMigration, 1> kMigrations{{
+    {1, kVersion1},
+}};
+
+}  // namespace
+
+std::span<const SqliteMigration> sqlite_migrations() { return kMigrations; }
+
+int sqlite_schema_version() { return kMigrations.back().version; }
+
+}  // namespace sb
