@@ -26,6 +26,7 @@ void add_health_routes(Router& router, ApiContext& ctx) {
 
   router.add("GET", "/health", [&ctx](Request&) -> boost::asio::awaitable<Response> {
     json::object body;
+    body["status"] = "ok";
     body["version"] = kVersion;
     body["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
                                  std::chrono::steady_clock::now() - ctx.started)
@@ -33,7 +34,6 @@ void add_health_routes(Router& router, ApiContext& ctx) {
     Response r;
     try {
       auto counts = ctx.reader.counts();
-      body["status"] = "ok";
       body["messages"] = {{"total", counts.total}, {"unread", counts.unread}};
     } catch (const StoreError& e) {
       body["status"] = "error";

@@ -17,7 +17,9 @@ constexpr std::array<std::pair<MessageStatus, std::string_view>, 5> kStatusNames
 constexpr std::size_t kMaxChannelBytes = 32;
 constexpr std::size_t kMaxAddressBytes = 512;
 
-bool is_channel_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
+bool is_channel_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
 
 bool is_control(char c) {
   const auto byte = static_cast<unsigned char>(c);

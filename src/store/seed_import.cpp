@@ -390,8 +390,8 @@ Result<ImportReport> import_seed_file(Store& store, const std::filesystem::path&
     }
   }
   if (reader.failed()) {
-    return make_error(file.string() + ": read error after line " + std::to_string(number) +
-                      ": " + std::strerror(errno));
+    return make_error(file.string() + ": read error after line " + std::to_string(number) + ": " +
+                      std::strerror(errno));
   }
   store_batch(store, batch, batch_lines, report);
   std::stable_sort(report.errors.begin(), report.errors.end(),

@@ -40,8 +40,8 @@ enum class SeedFormat { auto_detect, messages, inbox };
 std::string_view to_string(SeedFormat format);
 
 struct SeedImportOptions {
-  std::size_t batch_size = 500;           // records per commit (Store::atomically)
-  std::size_t max_line_bytes = 1 << 20;   // longer lines are reported and skipped
+  std::size_t batch_size = 500;          // records per commit (Store::atomically)
+  std::size_t max_line_bytes = 1 << 20;  // longer lines are reported and skipped
 };
 
 struct ImportReport {

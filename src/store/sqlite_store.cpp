@@ -185,12 +185,10 @@ class SqliteStore final : public Store {
   std::array<StatementHandle, kShapeCount> message_queries_;
 };
 
-Use::Use(const SqliteStore& store, sqlite3_stmt* statement)
-    : store_(store), statement_(statement) {
+Use::Use(const SqliteStore& store, sqlite3_stmt* statement) : store_(store), statement_(statement) {
   if (sqlite3_stmt_busy(statement_)) {
     // A cached statement re-entered while a result is being read would lose its place.
-    throw std::logic_error(std::string("statement used re-entrantly: ") +
-                           sqlite3_sql(statement_));
+    throw std::logic_error(std::string("statement used re-entrantly: ") + sqlite3_sql(statement_));
   }
 }
 
@@ -242,9 +240,9 @@ SqliteStore::SqliteStore(const std::filesystem::path& file, const SqliteOptions&
     }
   }
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(
-      file_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-      nullptr);
+  const int rc =
+      sqlite3_open_v2(file_.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   db_.reset(raw);
   if (rc != SQLITE_OK) {
     if (!db_) throw StoreError(file_ + ": cannot open the database: " + sqlite3_errstr(rc));
@@ -261,9 +259,9 @@ SqliteStore::SqliteStore(const std::filesystem::path& file, const SqliteOptions&
                        journal.text(0) + "'); is it on a file system without shared memory?");
     }
   }
-  exec_script(options.synchronous_full ? "PRAGMA synchronous = FULL"
-                                       : "PRAGMA synchronous = NORMAL",
-              "setting synchronous");
+  exec_script(
+      options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+      "setting synchronous");
   exec_script("PRAGMA foreign_keys = ON", "enabling foreign keys");
   migrate();
 }
@@ -278,7 +276,7 @@ void SqliteStore::fail(std::string_view what, int rc) const {
   // errmsg describes the latest failure on this connection, which is `rc`'s unless the
   // failure happened before the connection existed.
   message += (db_ && sqlite3_extended_errcode(db_.get()) == rc) ? sqlite3_errmsg(db_.get())
-                                                                  : sqlite3_errstr(rc);
+                                                                : sqlite3_errstr(rc);
   message += " (SQLite code " + std::to_string(rc) + ")";
   throw StoreError(message);
 }
