@@ -211,7 +211,9 @@ Result<NewMessage> record_to_message(const boost::json::object& record, std::str
     case SeedFormat::auto_detect:
       break;
   }
-  return make_error("the record format must be messages or inbox");
+  return make_error(
+      "neither a messages.jsonl record (\"content\", \"source\") nor an inbox.jsonl record "
+      "(\"body\", \"from\")");
 }
 
 // Parses a line as a JSON object, or says why it is not one.
@@ -337,6 +339,7 @@ SeedFormat detect_seed_format(const boost::json::object& record) {
 Result<NewMessage> seed_record_to_message(std::string_view line, SeedFormat format) {
   auto record = parse_record(line);
   if (!record) return record.error();
+  if (format == SeedFormat::auto_detect) format = detect_seed_format(*record);
   return record_to_message(*record, line, format);
 }
 
@@ -370,13 +373,7 @@ Result<ImportReport> import_seed_file(Store& store, const std::filesystem::path&
       continue;
     }
     if (report.detected == SeedFormat::auto_detect) {
-      report.detected = detect_seed_format(*record);
-      if (report.detected == SeedFormat::auto_detect) {
-        report.errors.emplace_back(number,
-                                   "neither a messages.jsonl record (\"content\", \"source\") "
-                                   "nor an inbox.jsonl record (\"body\", \"from\")");
-        continue;
-      }
+      report.detected = detect_seed_format(*record);  // stays undecided: reported below
     }
     auto message = record_to_message(*record, text, report.detected);
     if (!message) {

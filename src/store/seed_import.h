@@ -57,9 +57,10 @@ struct ImportReport {
 // "body" or "from", else auto_detect (undecided).
 SeedFormat detect_seed_format(const boost::json::object& record);
 
-// Converts one line of a `format` file (messages or inbox, not auto_detect) to the message
-// to store. The error says what is wrong: not JSON, not an object, a missing or mistyped
-// field, a bad timestamp. `line` is the raw line without its line terminator.
+// Converts one line of a `format` file to the message to store (auto_detect: the format
+// detect_seed_format() sees in this record). The error says what is wrong: not JSON, not an
+// object, neither kind of record, a missing or mistyped field, a bad timestamp. `line` is
+// the raw line without its line terminator.
 Result<NewMessage> seed_record_to_message(std::string_view line, SeedFormat format);
 
 // Imports `file` into `store` in batches of options.batch_size records, each one commit.

@@ -6,6 +6,9 @@
 #include <array>
 #include <boost/json.hpp>
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -20,8 +23,9 @@ namespace sb {
 
 namespace {
 
-// A message counts as unread while its status is one of these. The text must match the
-// partial indexes in migrations.cpp exactly, or SQLite will not use them.
+// A message counts as unread while its status is one of these. This must stay the same
+// expression as the WHERE of the partial indexes in migrations.cpp, or SQLite will not use
+// them (a unit test checks the query plans).
 constexpr std::string_view kUnreadCondition = "m.status IN ('unread', 'processing', 'replied')";
 
 constexpr std::string_view kSelectMessage =
@@ -99,8 +103,8 @@ class Use {
   Use& operator=(const Use&) = delete;
 
   void bind(int index, std::string_view text) {
-    check(sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
-                            SQLITE_STATIC));
+    check(sqlite3_bind_text64(statement_, index, text.data(), text.size(), SQLITE_STATIC,
+                              SQLITE_UTF8));
   }
   void bind(int index, const std::string& text) { bind(index, std::string_view(text)); }
   void bind(int index, std::string&&) = delete;  // would dangle
@@ -296,8 +300,7 @@ StatementHandle SqliteStore::prepare(std::string_view sql) {
 
 sqlite3_stmt* SqliteStore::statement(std::string_view sql) {
   if (auto it = statements_.find(sql); it != statements_.end()) return it->second.get();
-  auto [it, inserted] = statements_.emplace(std::string(sql), prepare(sql));
-  return it->second.get();
+  return statements_.emplace(std::string(sql), prepare(sql)).first->second.get();
 }
 
 void SqliteStore::exec_script(std::string_view sql, std::string_view what) {

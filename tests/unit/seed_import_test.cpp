@@ -278,6 +278,8 @@ TEST_F(SeedImportTest, RecordsWithWrongTypesSayWhichField) {
   EXPECT_EQ(error(R"({"body": "x", "message_id": 5})", SeedFormat::inbox),
             "'message_id' must be a string");
   EXPECT_EQ(error(R"({"body": "x"})", SeedFormat::inbox), "ok");
+  EXPECT_EQ(error(R"({"body": "x"})", SeedFormat::auto_detect), "ok");
+  EXPECT_NE(error(R"({"text": "x"})", SeedFormat::auto_detect).find("neither"), std::string::npos);
 }
 
 }  // namespace
