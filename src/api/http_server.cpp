@@ -44,12 +44,12 @@ asio::awaitable<void> close_gracefully(beast::tcp_stream& stream) {
   stream.close();
 }
 
-http::response<http::string_body> to_beast(const Response& r, bool keep_alive) {
+http::response<http::string_body> to_beast(Response r, bool keep_alive) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
   res.set(http::field::server, std::string("switchboard/") + kVersion);
   res.set(http::field::content_type, r.content_type);
   for (const auto& [name, value] : r.headers) res.set(name, value);
-  res.body() = r.body;
+  res.body() = std::move(r.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
@@ -235,16 +235,15 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
       }
     }
     close = close || stopping_;
-    auto res = to_beast(response, !close);
+    const int status = response.status;
+    auto res = to_beast(std::move(response), !close);
     stream.expires_after(config_.request_timeout);
     auto [write_ec, written] = co_await http::async_write(stream, res, kAsTuple);
     const auto took = std::chrono::steady_clock::now() - started;
     request_seconds_.observe(took);
-    requests_
-        .with(
-            {request.method.empty() ? "-" : request.method, route, std::to_string(response.status)})
+    requests_.with({request.method.empty() ? "-" : request.method, route, std::to_string(status)})
         .inc();
-    spdlog::debug("api: {} {} -> {} in {} µs", request.method, request.path, response.status,
+    spdlog::debug("api: {} {} -> {} in {} µs", request.method, request.path, status,
                   std::chrono::duration_cast<std::chrono::microseconds>(took).count());
     if (write_ec) break;
     if (close) {

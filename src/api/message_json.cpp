@@ -3,16 +3,13 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/json_text.h"
 #include "common/time.h"
 
 namespace sb::api {
 namespace json = boost::json;
 
 namespace {
-
-json::value optional_string(const std::optional<std::string>& v) {
-  return v ? json::value(*v) : json::value(nullptr);
-}
 
 constexpr std::size_t kMaxShortField = 4096;  // source, sender, subject, chat, keys
 
@@ -30,26 +27,48 @@ Result<std::optional<std::string>> string_field(const json::object& body, const 
 
 }  // namespace
 
-json::object message_to_json(const Message& m) {
-  json::object o;
-  o.reserve(14);
-  o["id"] = m.id;
-  o["timestamp"] = m.timestamp;
-  o["source"] = m.source;
-  o["subject"] = optional_string(m.subject);
-  o["content"] = m.content;
-  o["read"] = m.read();
-  o["status"] = std::string(to_string(m.status));
-  o["chat"] = optional_string(m.chat);
-  o["sender"] = optional_string(m.sender);
-  o["sender_name"] = optional_string(m.sender_name);
-  o["from_assistant"] = m.from_assistant;
-  boost::system::error_code ec;
-  auto metadata = json::parse(m.metadata_json, ec);
-  o["metadata"] = ec ? json::value(json::object()) : std::move(metadata);
-  o["stored_at"] = m.stored_at;
-  o["external_id"] = optional_string(m.external_id);
-  return o;
+void append_message_json(std::string& out, const Message& m) {
+  out += "{\"id\":";
+  append_json_int(out, m.id);
+  out += ",\"timestamp\":";
+  append_json_string(out, m.timestamp);
+  out += ",\"source\":";
+  append_json_string(out, m.source);
+  out += ",\"subject\":";
+  append_json_string_or_null(out, m.subject);
+  out += ",\"content\":";
+  append_json_string(out, m.content);
+  out += m.read() ? ",\"read\":true" : ",\"read\":false";
+  out += ",\"status\":";
+  append_json_string(out, to_string(m.status));
+  out += ",\"chat\":";
+  append_json_string_or_null(out, m.chat);
+  out += ",\"sender\":";
+  append_json_string_or_null(out, m.sender);
+  out += ",\"sender_name\":";
+  append_json_string_or_null(out, m.sender_name);
+  out += m.from_assistant ? ",\"from_assistant\":true" : ",\"from_assistant\":false";
+  out += ",\"metadata\":";
+  out += m.metadata_json.empty() ? std::string_view("{}") : std::string_view(m.metadata_json);
+  out += ",\"stored_at\":";
+  append_json_string(out, m.stored_at);
+  out += ",\"external_id\":";
+  append_json_string_or_null(out, m.external_id);
+  out += '}';
+}
+
+std::string messages_json(const std::vector<Message>& messages) {
+  std::string out;
+  std::size_t size = 2;
+  for (const auto& m : messages) size += m.content.size() + m.metadata_json.size() + 320;
+  out.reserve(size);
+  out += '[';
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (i) out += ',';
+    append_message_json(out, messages[i]);
+  }
+  out += ']';
+  return out;
 }
 
 Result<NewMessage> new_message_from_json(const json::object& body) {

@@ -3,16 +3,23 @@
 // timestamp, source, subject, content, read) are kept so its callers keep working.
 
 #include <boost/json/object.hpp>
+#include <string>
+#include <vector>
 
 #include "common/message.h"
 #include "common/result.h"
 
 namespace sb::api {
 
-// {"id", "timestamp", "source", "subject", "content", "read", "status", "chat", "sender",
-//  "sender_name", "from_assistant", "metadata", "stored_at", "external_id"}; absent optional
-// fields are null.
-boost::json::object message_to_json(const Message& message);
+// Appends {"id", "timestamp", "source", "subject", "content", "read", "status", "chat",
+// "sender", "sender_name", "from_assistant", "metadata", "stored_at", "external_id"};
+// absent optional fields are null. Written directly, without a JSON tree: this is the hot
+// path of GET /messages. `metadata_json` is copied as it is: the store only holds valid
+// JSON objects there.
+void append_message_json(std::string& out, const Message& message);
+
+// A JSON array of messages.
+std::string messages_json(const std::vector<Message>& messages);
 
 // Validates a POST /messages body: `source` and `content` strings are required;
 // `subject`, `sender`, `sender_name`, `chat` ("<channel>:<address>"), `timestamp`

@@ -13,11 +13,17 @@ using boost::asio::awaitable;
 
 namespace {
 
-Response json_response(int status, const json::value& body) {
+Response json_response(int status, std::string body) {
   Response r;
   r.status = status;
-  r.body = json::serialize(body);
+  r.body = std::move(body);
   return r;
+}
+
+Response message_response(int status, const Message& message) {
+  std::string body;
+  append_message_json(body, message);
+  return json_response(status, std::move(body));
 }
 
 std::optional<std::int64_t> parse_int(std::string_view text) {
@@ -93,7 +99,7 @@ class MessageRoutes {
     commit_seconds_.observe(std::chrono::steady_clock::now() - started);
     if (result.inserted) stored_.inc();
     // A repeated idempotency key returns the message stored the first time.
-    co_return json_response(result.inserted ? 201 : 200, message_to_json(result.message));
+    co_return message_response(result.inserted ? 201 : 200, result.message);
   }
 
   awaitable<Response> list(Request& request, bool unread_only) {
@@ -101,16 +107,13 @@ class MessageRoutes {
     if (!query) co_return error_response(400, query.error().message);
     if (unread_only) query->unread_only = true;
     auto messages = timed([&] { return ctx_.reader.messages(query.value()); });
-    json::array out;
-    out.reserve(messages.size());
-    for (const auto& m : messages) out.push_back(message_to_json(m));
-    co_return json_response(200, out);
+    co_return json_response(200, messages_json(messages));
   }
 
   awaitable<Response> get(Request& request) {
     auto message = find(request.params["id"]);
     if (!message) co_return not_found(request.params["id"]);
-    co_return json_response(200, message_to_json(*message));
+    co_return message_response(200, *message);
   }
 
   awaitable<Response> mark_read(Request& request) {
@@ -120,7 +123,7 @@ class MessageRoutes {
     auto mark = [id](Store& store) { return store.set_status(id, MessageStatus::read); };
     co_await ctx_.writer.run(std::move(mark));
     message->status = MessageStatus::read;
-    co_return json_response(200, message_to_json(*message));
+    co_return message_response(200, *message);
   }
 
  private:

@@ -49,13 +49,7 @@ int run_daemon(const Config& config) {
   api::add_health_routes(router, context);
   api::add_message_routes(router, context);
   api::HttpServer server(io, config.api, router, metrics);
-  auto endpoint = server.listen();
-  if (!endpoint) {
-    spdlog::critical("{}", endpoint.error().message);
-    return 1;
-  }
-  server.start();
-
+  // Before listening: a stop signal from then on must reach the orderly shutdown.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -67,6 +61,12 @@ int run_daemon(const Config& config) {
       signals.cancel();  // the last outstanding work: io.run() returns
     });
   });
+  auto endpoint = server.listen();
+  if (!endpoint) {
+    spdlog::critical("{}", endpoint.error().message);
+    return 1;
+  }
+  server.start();
 
   const auto ready_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - started)

@@ -57,7 +57,9 @@ TEST(MessageJson, OutputCarriesTheSeedFieldNames) {
   m.timestamp = "2026-01-01T00:00:00.000Z";
   m.status = MessageStatus::read;
   m.metadata_json = R"({"a":true})";
-  auto o = message_to_json(m);
+  std::string text;
+  append_message_json(text, m);
+  auto o = json::parse(text).as_object();
   for (auto key : {"id", "timestamp", "source", "subject", "content", "read"})
     EXPECT_TRUE(o.contains(key)) << key;
   EXPECT_EQ(o.at("read"), true);
@@ -91,6 +93,23 @@ TEST(Metrics, RenderFollowsThePrometheusTextFormat) {
   EXPECT_NE(text.find("lat_seconds_bucket{le=\"1\"} 2\n"), std::string::npos) << text;
   EXPECT_NE(text.find("lat_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("lat_seconds_count 3\n"), std::string::npos) << text;
+}
+
+TEST(MessageJson, ListIsAValidJsonArrayEvenForControlCharactersAndBrokenUtf8) {
+  Message a;
+  a.id = 1;
+  a.content = std::string("tab\t quote\" nul") + '\0' + " bell\a é \xff\xc3";
+  a.subject = "line\nbreak";
+  Message b;
+  b.id = 2;
+  b.content = "😀";
+  auto parsed = json::parse(messages_json({a, b})).as_array();
+  ASSERT_EQ(parsed.size(), 2u);
+  EXPECT_EQ(json::value_to<std::string>(parsed[0].at("content")),
+            std::string("tab\t quote\" nul") + '\0' + " bell\a é \xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(parsed[0].at("subject"), "line\nbreak");
+  EXPECT_EQ(parsed[1].at("content"), "😀");
+  EXPECT_EQ(messages_json({}), "[]");
 }
 
 }  // namespace
