@@ -12,22 +12,12 @@
 #include <vector>
 
 #include "cli/http_client.h"
+#include "support/temp_dir.h"
 
 namespace sb::test {
 
 // A free TCP port on 127.0.0.1 (bound once, then released).
 std::uint16_t free_port();
-
-// A fresh directory under the system temp dir, removed by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct Completed {
   int exit_code = -1;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace sb {
 namespace {
 
@@ -18,22 +20,7 @@ namespace fs = std::filesystem;
 // Hand-made samples in the seed's documented schema; see tests/data/telepathy/README.md.
 const fs::path kSamples = fs::path(__FILE__).parent_path().parent_path() / "data" / "telepathy";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "sb-seed-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::vector<int> error_lines(const ImportReport& report) {
   std::vector<int> lines;

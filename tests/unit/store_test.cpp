@@ -16,28 +16,14 @@
 #include "common/message.h"
 #include "store/migrations.h"
 #include "store/sqlite_store.h"
+#include "support/temp_dir.h"
 
 namespace sb {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "sb-store-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 // A second, plain connection to the database: another process as far as the store knows.
 class RawDb {

@@ -6,7 +6,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
-#include <random>
+
+#include "support/temp_dir.h"
 
 namespace sb {
 namespace {
@@ -14,14 +15,8 @@ namespace asio = boost::asio;
 
 class WriteQueueTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sb-wq-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path db() const { return dir_ / "test.db"; }
-  std::filesystem::path dir_;
+  std::filesystem::path db() const { return dir_.path() / "test.db"; }
+  test::TempDir dir_;
 };
 
 NewMessage text(std::string content) {
