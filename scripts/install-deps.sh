@@ -9,7 +9,8 @@ packages=(
   g++ cmake make pkg-config ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
-  libsqlite3-dev libssl-dev
+  libsqlite3-dev libssl-dev libcctz-dev tzdata
+  bubblewrap
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev wrk sqlite3 procps curl)
