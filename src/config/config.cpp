@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/units.h"
+#include "core/schedule.h"
 
 namespace sb {
 namespace {
@@ -26,6 +27,11 @@ constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "in
                                                         "error", "critical", "off"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"plain", "json"};
 constexpr std::array<std::string_view, 2> kSynchronousModes = {"full", "normal"};
+constexpr std::array<std::string_view, 5> kRuntimes = {"auto", "bwrap", "docker", "podman", "none"};
+constexpr std::array<std::string_view, 2> kProviders = {"anthropic", "openai"};
+constexpr std::uint64_t kMaxOutputBytes = 1ull << 30;
+constexpr std::uint64_t kMaxConcurrentAgents = 1000;
+constexpr std::uint64_t kMaxBatchMessages = 10'000;
 
 // Upper bounds: beyond these a value is a typo rather than a choice.
 constexpr std::uint64_t kMaxBodyBytes = 1ull << 30;
@@ -101,6 +107,13 @@ bool is_valid_token(std::string_view token) {
   return std::ranges::all_of(token, [](char c) { return c > ' ' && c < 0x7f; });
 }
 
+// An assistant name or trigger alias: it follows '@' in chat messages.
+bool is_valid_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
 bool is_ip_address(const std::string& host) {
   boost::system::error_code error;
   boost::asio::ip::make_address(host, error);
@@ -131,6 +144,33 @@ class Loader {
          [&](const toml::node& node, const std::string& key) { read_log(node, key, config.log); }},
         {"store", [&](const toml::node& node,
                       const std::string& key) { read_store(node, key, config.store); }},
+        {"assistant_name",
+         [&](const toml::node& node, const std::string& key) {
+           if (auto name = expect_string(node, key)) {
+             if (!is_valid_name(*name)) {
+               fail(node, "'" + key +
+                              "' must be 1-64 letters, digits, '-' or '_' (it is the trigger "
+                              "'@<name>'; got '" +
+                              *name + "')");
+             } else {
+               config.assistant_name = *name;
+             }
+           }
+         }},
+        {"timezone",
+         [&](const toml::node& node, const std::string& key) {
+           if (auto name = expect_string(node, key)) {
+             if (auto zone = load_time_zone(*name); !zone) {
+               fail(node, "'" + key + "': " + zone.error().message);
+             } else {
+               config.timezone = *name;
+             }
+           }
+         }},
+        {"agent", [&](const toml::node& node,
+                      const std::string& key) { read_agent(node, key, config.agent); }},
+        {"model", [&](const toml::node& node,
+                      const std::string& key) { read_model(node, key, config.model); }},
     };
     read_fields(root, "", fields);
     if (!problems_.empty()) return make_error(report());
@@ -329,54 +369,53 @@ class Loader {
          }},
     };
     read_fields(*api_table, key + ".", fields);
-    read_token(key, token, token_env, api);
+    read_secret(key + ".token", token, token_env, api.token, api.token_source);
   }
 
-  // The token comes from the file or from the environment variable the file names, never
-  // both: a secret kept out of the file should not have a stale copy in it.
-  void read_token(const std::string& api_key, const toml::node* token, const toml::node* token_env,
-                  ApiConfig& api) {
-    const std::string token_key = api_key + ".token";
-    const std::string env_key = api_key + ".token_env";
-    if (token && token_env) {
+  // A secret comes from the file or from the environment variable the file names, never
+  // both: a secret kept out of the file should not have a stale copy in it. `secret_key` is
+  // the dotted key of the value ("api.token"); its variable's key adds "_env".
+  void read_secret(const std::string& secret_key, const toml::node* value_node,
+                   const toml::node* env_node, std::string& secret, std::string& source) {
+    const std::string env_key = secret_key + "_env";
+    if (value_node && env_node) {
       const toml::node& later =
-          token->source().begin.line > token_env->source().begin.line ? *token : *token_env;
-      fail(later, "set either '" + token_key + "' or '" + env_key + "', not both");
+          value_node->source().begin.line > env_node->source().begin.line ? *value_node : *env_node;
+      fail(later, "set either '" + secret_key + "' or '" + env_key + "', not both");
       return;
     }
-    if (token) {
-      const auto* value = token->as_string();
+    if (value_node) {
+      const auto* value = value_node->as_string();
       if (!value) {
-        fail(*token, "'" + token_key + "' must be a string");
+        fail(*value_node, "'" + secret_key + "' must be a string");
       } else if (value->get().empty()) {
-        fail(*token,
-             "'" + token_key + "' must not be empty (leave it out to disable authentication)");
+        fail(*value_node, "'" + secret_key + "' must not be empty (leave it out instead)");
       } else if (!is_valid_token(value->get())) {
-        fail(*token, "'" + token_key + "' must be printable ASCII without spaces");
+        fail(*value_node, "'" + secret_key + "' must be printable ASCII without spaces");
       } else {
-        api.token = value->get();
-        api.token_source = token_key;
+        secret = value->get();
+        source = secret_key;
       }
       return;
     }
-    if (token_env) {
-      const auto name = expect_string(*token_env, env_key);
+    if (env_node) {
+      const auto name = expect_string(*env_node, env_key);
       if (!name) return;
       if (name->empty()) {
-        fail(*token_env, "'" + env_key + "' must name an environment variable");
+        fail(*env_node, "'" + env_key + "' must name an environment variable");
         return;
       }
       const char* value = std::getenv(name->c_str());
       if (!value) {
-        fail(*token_env, "'" + env_key + "' names " + *name + ", which is not set");
+        fail(*env_node, "'" + env_key + "' names " + *name + ", which is not set");
       } else if (*value == '\0') {
-        fail(*token_env, "'" + env_key + "' names " + *name + ", which is empty");
+        fail(*env_node, "'" + env_key + "' names " + *name + ", which is empty");
       } else if (!is_valid_token(value)) {
-        fail(*token_env, "'" + env_key + "' names " + *name +
-                             ", whose value must be printable ASCII without spaces");
+        fail(*env_node, "'" + env_key + "' names " + *name +
+                            ", whose value must be printable ASCII without spaces");
       } else {
-        api.token = value;
-        api.token_source = "$" + *name;
+        secret = value;
+        source = "$" + *name;
       }
     }
   }
@@ -395,6 +434,146 @@ class Loader {
          }},
     };
     read_fields(*log_table, key + ".", fields);
+  }
+
+  std::optional<std::vector<std::string>> string_list(const toml::node& node,
+                                                      const std::string& key, bool allow_empty) {
+    const toml::array* array = node.as_array();
+    std::vector<std::string> out;
+    if (array) {
+      for (const toml::node& item : *array) {
+        const auto* text = item.as_string();
+        if (!text || text->get().empty()) {
+          array = nullptr;
+          break;
+        }
+        out.push_back(text->get());
+      }
+    }
+    if (!array || (!allow_empty && out.empty())) {
+      fail(node, "'" + key + "' must be " + (allow_empty ? "an" : "a non-empty") +
+                     " array of non-empty strings, such as [\"switchboard\", \"agent\"] (got " +
+                     describe(node) + ")");
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  void read_agent(const toml::node& node, const std::string& key, AgentConfig& agent) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const std::vector<Field> fields = {
+        {"runtime", [&](const toml::node& n,
+                        const std::string& k) { assign(agent.runtime, choice(n, k, kRuntimes)); }},
+        {"command", [&](const toml::node& n,
+                        const std::string& k) { assign(agent.command, string_list(n, k, false)); }},
+        {"image",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto image = expect_string(n, k)) {
+             if (image->empty()) {
+               fail(n, "'" + k + "' must not be empty");
+             } else {
+               agent.image = *image;
+             }
+           }
+         }},
+        {"timeout",
+         [&](const toml::node& n, const std::string& k) { assign(agent.timeout, duration(n, k)); }},
+        {"idle_timeout", [&](const toml::node& n,
+                             const std::string& k) { assign(agent.idle_timeout, duration(n, k)); }},
+        {"kill_grace", [&](const toml::node& n,
+                           const std::string& k) { assign(agent.kill_grace, duration(n, k)); }},
+        {"shutdown_grace",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.shutdown_grace, duration(n, k));
+         }},
+        {"max_output_bytes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_output_bytes, size(n, k, kMaxOutputBytes));
+         }},
+        {"max_concurrent",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_concurrent, count(n, k, kMaxConcurrentAgents));
+         }},
+        {"max_batch_messages",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_batch_messages, count(n, k, kMaxBatchMessages));
+         }},
+        {"network",
+         [&](const toml::node& n, const std::string& k) {
+           if (const auto* value = n.as_boolean()) {
+             agent.network = value->get();
+           } else {
+             fail(n, "'" + k + "' must be true or false (got " + describe(n) + ")");
+           }
+         }},
+        {"mount_allowlist",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto path = expect_string(n, k)) {
+             if (path->empty()) {
+               fail(n, "'" + k + "' must not be empty (leave it out for the default)");
+             } else {
+               agent.mount_allowlist = *path;
+             }
+           }
+         }},
+        {"trigger_aliases",
+         [&](const toml::node& n, const std::string& k) {
+           auto aliases = string_list(n, k, true);
+           if (!aliases) return;
+           for (const std::string& alias : *aliases) {
+             const std::string_view name =
+                 alias.starts_with('@') ? std::string_view(alias).substr(1) : alias;
+             if (!is_valid_name(name)) {
+               fail(n, "'" + k +
+                           "' entries must be '@' and 1-64 letters, digits, '-' or '_' (got '" +
+                           alias + "')");
+               return;
+             }
+           }
+           agent.trigger_aliases = std::move(*aliases);
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+  }
+
+  void read_model(const toml::node& node, const std::string& key, ModelConfig& model) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const toml::node* api_key = nullptr;
+    const toml::node* api_key_env = nullptr;
+    const std::vector<Field> fields = {
+        {"provider",
+         [&](const toml::node& n, const std::string& k) {
+           assign(model.provider, choice(n, k, kProviders));
+         }},
+        {"base_url",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto url = expect_string(n, k)) {
+             if (!url->starts_with("http://") && !url->starts_with("https://")) {
+               fail(n, "'" + k + "' must start with http:// or https:// (got '" + *url + "')");
+             } else {
+               model.base_url = *url;
+             }
+           }
+         }},
+        {"model", [&](const toml::node& n,
+                      const std::string& k) { assign(model.model, expect_string(n, k)); }},
+        {"api_key", [&](const toml::node& n, const std::string&) { api_key = &n; }},
+        {"api_key_env", [&](const toml::node& n, const std::string&) { api_key_env = &n; }},
+        {"daily_token_budget",
+         [&](const toml::node& n, const std::string& k) {
+           const auto* value = n.as_integer();
+           if (!value || value->get() < 0) {
+             fail(n, "'" + k + "' must be a non-negative integer, 0 for no limit (got " +
+                         describe(n) + ")");
+           } else {
+             model.daily_token_budget = value->get();
+           }
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+    read_secret(key + ".api_key", api_key, api_key_env, model.api_key, model.api_key_source);
   }
 
   void read_store(const toml::node& node, const std::string& key, StoreConfig& store) {

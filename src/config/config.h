@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -37,11 +38,44 @@ struct StoreConfig {
   bool synchronous_full = true;  // [store] synchronous = "full" | "normal"
 };
 
+// [agent]: how agents run. Per-group settings (timeout, network, mounts) override some of
+// these; see docs/configuration.md.
+struct AgentConfig {
+  std::string runtime = "auto";  // auto | bwrap | docker | podman | none
+  std::vector<std::string> command = {"switchboard", "agent"};  // argv of the agent program
+  std::string image = "switchboard-agent:latest";               // docker / podman only
+  std::chrono::milliseconds timeout{30 * 60'000};       // hard timeout, reset by each result
+  std::chrono::milliseconds idle_timeout{10 * 60'000};  // after a result: ask the agent to close
+  std::chrono::milliseconds kill_grace{5'000};          // SIGTERM → SIGKILL
+  std::chrono::milliseconds shutdown_grace{30'000};     // running agents at daemon shutdown
+  std::size_t max_output_bytes = 10 * 1024 * 1024;
+  std::size_t max_concurrent = 5;
+  bool network = false;  // default for groups that do not say
+  // Outside data_dir; never mounted. Empty: the default ~/.config/switchboard/mount-allowlist.json.
+  std::filesystem::path mount_allowlist;
+  std::vector<std::string> trigger_aliases;  // extra triggers besides "@<assistant_name>"
+  std::size_t max_batch_messages = 200;      // messages given to one run at most
+};
+
+// [model]: the provider the model proxy forwards to. The key stays in the daemon.
+struct ModelConfig {
+  std::string provider = "anthropic";  // anthropic | openai (any OpenAI-compatible API)
+  std::string base_url;                // empty: the provider's public API
+  std::string model;                   // empty: the agent's default
+  std::string api_key;                 // from `api_key` or the variable named by `api_key_env`
+  std::string api_key_source;
+  std::int64_t daily_token_budget = 0;  // per group and UTC day; 0: unlimited
+};
+
 struct Config {
   std::filesystem::path data_dir = "data";  // relative paths are relative to the cwd
+  std::string assistant_name = "Andy";      // the default trigger is "@<assistant_name>"
+  std::string timezone;                     // IANA name for cron and local times; empty: system
   ApiConfig api;
   LogConfig log;
   StoreConfig store;
+  AgentConfig agent;
+  ModelConfig model;
 
   std::filesystem::path database_file() const { return data_dir / "switchboard.db"; }
 };

@@ -358,7 +358,7 @@ TEST(ConfigToken, SettingBothTokenAndTokenEnvIsAnError) {
 
 TEST(ConfigToken, EmptyTokenIsAnErrorRatherThanSilentlyDisablingAuth) {
   EXPECT_EQ(parse_error("[api]\ntoken = \"\"\n"),
-            "t.toml:2: 'api.token' must not be empty (leave it out to disable authentication)");
+            "t.toml:2: 'api.token' must not be empty (leave it out instead)");
 }
 
 TEST(ConfigToken, TokenWithSpacesIsRejectedWithoutEchoingTheSecret) {
@@ -370,6 +370,85 @@ TEST(ConfigToken, TokenWithSpacesIsRejectedWithoutEchoingTheSecret) {
   env.set("trailing-newline\n");
   EXPECT_THAT(parse_error("[api]\ntoken_env = \"" + env.name() + "\"\n"),
               AllOf(HasSubstr("printable ASCII"), Not(HasSubstr("trailing-newline"))));
+}
+
+TEST(ConfigAgent, OrchestratorKeysOverrideTheirDefaults) {
+  const Config config = parse_ok(R"(
+assistant_name = "Bob"
+timezone = "Europe/Berlin"
+[agent]
+runtime = "none"
+command = ["/usr/local/bin/my-agent", "--fast"]
+timeout = "2m"
+idle_timeout = "30s"
+max_output_bytes = "1MiB"
+max_concurrent = 3
+network = true
+trigger_aliases = ["@bobby", "bot"]
+[model]
+provider = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "llama3"
+api_key = "k-123"
+daily_token_budget = 50000
+)");
+  EXPECT_EQ(config.assistant_name, "Bob");
+  EXPECT_EQ(config.timezone, "Europe/Berlin");
+  EXPECT_EQ(config.agent.runtime, "none");
+  EXPECT_EQ(config.agent.command, (std::vector<std::string>{"/usr/local/bin/my-agent", "--fast"}));
+  EXPECT_EQ(config.agent.timeout, milliseconds(120'000));
+  EXPECT_EQ(config.agent.idle_timeout, milliseconds(30'000));
+  EXPECT_EQ(config.agent.max_output_bytes, 1024u * 1024u);
+  EXPECT_EQ(config.agent.max_concurrent, 3u);
+  EXPECT_TRUE(config.agent.network);
+  EXPECT_EQ(config.agent.trigger_aliases, (std::vector<std::string>{"@bobby", "bot"}));
+  EXPECT_EQ(config.model.provider, "openai");
+  EXPECT_EQ(config.model.base_url, "http://127.0.0.1:11434/v1");
+  EXPECT_EQ(config.model.model, "llama3");
+  EXPECT_EQ(config.model.api_key, "k-123");
+  EXPECT_EQ(config.model.api_key_source, "model.api_key");
+  EXPECT_EQ(config.model.daily_token_budget, 50000);
+}
+
+TEST(ConfigAgent, DefaultsAreTheDocumentedOnes) {
+  const Config config = parse_ok("");
+  EXPECT_EQ(config.assistant_name, "Andy");
+  EXPECT_EQ(config.timezone, "");
+  EXPECT_EQ(config.agent.runtime, "auto");
+  EXPECT_EQ(config.agent.command, (std::vector<std::string>{"switchboard", "agent"}));
+  EXPECT_EQ(config.agent.max_concurrent, 5u);
+  EXPECT_EQ(config.agent.max_output_bytes, 10u * 1024u * 1024u);
+  EXPECT_FALSE(config.agent.network);
+  EXPECT_EQ(config.model.provider, "anthropic");
+  EXPECT_EQ(config.model.daily_token_budget, 0);
+}
+
+TEST(ConfigAgent, BadOrchestratorValuesNameKeyAndLine) {
+  EXPECT_EQ(parse_error("[agent]\nruntime = \"lxc\""),
+            "t.toml:2: 'agent.runtime' must be one of auto, bwrap, docker, podman, none (got "
+            "'lxc')");
+  EXPECT_THAT(parse_error("[agent]\ncommand = []"),
+              StartsWith("t.toml:2: 'agent.command' must be a non-empty array"));
+  EXPECT_THAT(parse_error("[agent]\ncommand = \"switchboard agent\""),
+              StartsWith("t.toml:2: 'agent.command' must be a non-empty array"));
+  EXPECT_THAT(parse_error("timezone = \"Mars/Olympus\""), StartsWith("t.toml:1: 'timezone': "));
+  EXPECT_THAT(parse_error("assistant_name = \"two words\""),
+              StartsWith("t.toml:1: 'assistant_name' must be 1-64 letters"));
+  EXPECT_THAT(parse_error("[agent]\ntrigger_aliases = [\"@ok\", \"not ok\"]"),
+              HasSubstr("'agent.trigger_aliases' entries must be"));
+  EXPECT_THAT(parse_error("[model]\nbase_url = \"api.example.com\""),
+              HasSubstr("must start with http:// or https://"));
+  EXPECT_THAT(parse_error("[model]\ndaily_token_budget = -1"), HasSubstr("non-negative"));
+}
+
+TEST(ConfigAgent, ModelKeyEnvReadsTheVariableAndNeverBoth) {
+  ScopedEnv env("MODEL_KEY");
+  env.set("sk-secret");
+  const Config config = parse_ok("[model]\napi_key_env = \"" + env.name() + "\"");
+  EXPECT_EQ(config.model.api_key, "sk-secret");
+  EXPECT_EQ(config.model.api_key_source, "$" + env.name());
+  EXPECT_EQ(parse_error("[model]\napi_key = \"a\"\napi_key_env = \"" + env.name() + "\""),
+            "t.toml:3: set either 'model.api_key' or 'model.api_key_env', not both");
 }
 
 TEST(ConfigListen, IPv6AndPortOnlyFormsAreAccepted) {
