@@ -157,8 +157,37 @@ CREATE TABLE cursors (
 );
 )sql";
 
-constexpr std::array<SqliteMigration, 1> kMigrations{{
+// Version 2, for the orchestrator: a chat belongs to at most one group and at most one group
+// is main (the store also checks both to give a clear error; the indexes make them hold
+// whoever writes), token usage per agent run, and indexes for the listings the API and the
+// outbox worker page through (recent chats, outbox by state or chat, usage since a time).
+constexpr std::string_view kVersion2 = R"sql(
+CREATE UNIQUE INDEX group_chats_one_group ON group_chats(chat_jid);
+CREATE UNIQUE INDEX groups_one_main ON groups(is_main) WHERE is_main = 1;
+
+CREATE INDEX chats_by_activity ON chats(last_message_at);
+
+CREATE INDEX outbox_by_state ON outbox(state, id);
+CREATE INDEX outbox_by_chat ON outbox(chat_jid, id);
+
+-- One row per model request of an agent run.
+CREATE TABLE token_usage (
+  id INTEGER PRIMARY KEY,
+  group_folder TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  model TEXT NOT NULL DEFAULT '',
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX token_usage_by_group ON token_usage(group_folder, at);
+CREATE INDEX token_usage_by_run ON token_usage(run_id);
+CREATE INDEX token_usage_by_time ON token_usage(at);
+)sql";
+
+constexpr std::array<SqliteMigration, 2> kMigrations{{
     {1, kVersion1},
+    {2, kVersion2},
 }};
 
 }  // namespace

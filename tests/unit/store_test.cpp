@@ -1,7 +1,6 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "common/message.h"
 #include "store/migrations.h"
 #include "store/sqlite_store.h"
+#include "support/raw_db.h"
 #include "support/temp_dir.h"
 
 namespace sb {
@@ -23,45 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using test::RawDb;
 using test::TempDir;
-
-// A second, plain connection to the database: another process as far as the store knows.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& file) {
-    if (sqlite3_open(file.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open failed");
-    sqlite3_busy_timeout(db_, 5000);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-
-  void exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(sql + ": " + message);
-    }
-  }
-
-  // Column `column` of every row of `sql`, as text.
-  std::vector<std::string> rows(const std::string& sql, int column = 0) {
-    sqlite3_stmt* statement = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    std::vector<std::string> out;
-    while (sqlite3_step(statement) == SQLITE_ROW) {
-      const auto* text = sqlite3_column_text(statement, column);
-      out.emplace_back(text ? reinterpret_cast<const char*>(text) : "NULL");
-    }
-    sqlite3_finalize(statement);
-    return out;
-  }
-  std::string scalar(const std::string& sql) { return rows(sql).at(0); }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 NewMessage text_message(std::string content, std::optional<std::string> chat = std::nullopt) {
   NewMessage m;
@@ -114,8 +77,9 @@ TEST_F(StoreTest, MigrationsRunOnceAndRecordVersion) {
   RawDb raw(file());
   EXPECT_EQ(raw.scalar("PRAGMA user_version"), std::to_string(sqlite_schema_version()));
   const auto tables = raw.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-  for (const char* table : {"chats", "messages", "message_stats", "groups", "group_chats",
-                            "sessions", "scheduled_tasks", "task_run_logs", "outbox", "cursors"}) {
+  for (const char* table :
+       {"chats", "messages", "message_stats", "groups", "group_chats", "sessions",
+        "scheduled_tasks", "task_run_logs", "outbox", "cursors", "token_usage"}) {
     EXPECT_NE(std::find(tables.begin(), tables.end(), table), tables.end()) << table;
   }
   EXPECT_EQ(store().counts().total, 1);
