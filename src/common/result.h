@@ -3,6 +3,7 @@
 // remote that says no). The error is a message a user can act on. Exceptions are kept for
 // the truly exceptional.
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -35,6 +36,24 @@ class [[nodiscard]] Result {
 
  private:
   std::variant<T, Error> v_;
+};
+
+// Result<void>: an operation that produces nothing but can fail in an expected way.
+// Success is a default-constructed value (`return {};`).
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)) {}
+
+  bool ok() const { return !error_.has_value(); }
+  explicit operator bool() const { return ok(); }
+
+  // Precondition: !ok().
+  const Error& error() const { return *error_; }
+
+ private:
+  std::optional<Error> error_;
 };
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }
