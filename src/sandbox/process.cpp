@@ -1,0 +1,312 @@
+#include "sandbox/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <cerrno>
+#include <mutex>
+#include <system_error>
+
+namespace sb::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string errno_text(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+// An owned file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = other.release();
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Pipe {
+  Fd read;
+  Fd write;
+};
+
+Result<Pipe> make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return make_error("cannot create a pipe: " + errno_text(errno));
+  return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
+void ignore_sigpipe_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
+
+// Starts argv with the given fds as 0, 1, 2, in its own process group. Returns its pid.
+Result<pid_t> spawn_child(const ProcessOptions& options, int in, int out, int err) {
+  if (options.argv.empty()) return make_error("cannot start a process: empty command line");
+  const std::string& name = options.argv[0];
+  const auto program = find_executable(name);
+  if (!program) return make_error("cannot start " + name + ": not found on PATH");
+  if (!options.cwd.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(options.cwd, ec)) {
+      return make_error("cannot start " + name + ": working directory " + options.cwd.string() +
+                        " does not exist");
+    }
+  }
+
+  std::vector<char*> argv;
+  for (const auto& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  env_strings.reserve(options.env.size());
+  for (const auto& [key, value] : options.env) env_strings.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawnattr_init(&attr);
+  ::posix_spawn_file_actions_adddup2(&actions, in, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, out, 1);
+  ::posix_spawn_file_actions_adddup2(&actions, err, 2);
+  if (!options.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  // The daemon's sockets and files (listeners, the database) must not reach an agent, and
+  // not every library opens its fds close-on-exec.
+  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigset_t defaults;
+  sigfillset(&defaults);
+  sigdelset(&defaults, SIGKILL);
+  sigdelset(&defaults, SIGSTOP);
+  ::posix_spawnattr_setsigmask(&attr, &mask);
+  ::posix_spawnattr_setsigdefault(&attr, &defaults);
+  ::posix_spawnattr_setpgroup(&attr, 0);
+  ::posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attr);
+  if (rc != 0) return make_error("cannot start " + program->string() + ": " + errno_text(rc));
+  return pid;
+}
+
+ExitStatus decode(int status) {
+  ExitStatus result;
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  return result;
+}
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Sends `signal` to the process group led by `pid`, or to `pid` alone if it left its group.
+void signal_group(pid_t pid, int signal) {
+  if (::kill(-pid, signal) != 0 && errno == ESRCH) ::kill(pid, signal);
+}
+
+ExitStatus kill_and_reap(pid_t pid) {
+  signal_group(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return decode(status);
+}
+
+}  // namespace
+
+std::optional<fs::path> find_executable(std::string_view name,
+                                        std::optional<std::string_view> path_env) {
+  if (name.empty()) return std::nullopt;
+  if (name.find('/') != std::string_view::npos) return fs::path(name);
+  std::string_view path;
+  if (path_env) {
+    path = *path_env;
+  } else if (const char* env = ::getenv("PATH")) {
+    path = env;
+  } else {
+    path = "/usr/local/bin:/usr/bin:/bin";
+  }
+  while (true) {
+    const auto colon = path.find(':');
+    const auto dir = path.substr(0, colon);
+    if (!dir.empty()) {
+      const fs::path candidate = fs::path(dir) / name;
+      std::error_code ec;
+      if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) {
+        return candidate;
+      }
+    }
+    if (colon == std::string_view::npos) break;
+    path.remove_prefix(colon + 1);
+  }
+  return std::nullopt;
+}
+
+std::string describe(const ExitStatus& status) {
+  if (status.exit_code) return "exit code " + std::to_string(*status.exit_code);
+  if (status.signal) {
+    return "signal " + std::to_string(*status.signal) + " (" + ::strsignal(*status.signal) + ")";
+  }
+  return "unknown exit status";
+}
+
+Process::Process(const boost::asio::any_io_executor& executor, pid_t pid)
+    : pid_(pid), stdin_(executor), stdout_(executor), stderr_(executor), pidfd_(executor) {}
+
+Result<std::unique_ptr<Process>> Process::spawn(const boost::asio::any_io_executor& executor,
+                                                const ProcessOptions& options) {
+  ignore_sigpipe_once();
+  auto in = make_pipe();
+  if (!in) return in.error();
+  auto out = make_pipe();
+  if (!out) return out.error();
+  auto err = make_pipe();
+  if (!err) return err.error();
+  auto pid = spawn_child(options, in->read.get(), out->write.get(), err->write.get());
+  if (!pid) return pid.error();
+  const int pidfd = pidfd_open(*pid);
+  if (pidfd < 0) {
+    const int error = errno;
+    kill_and_reap(*pid);
+    return make_error("cannot watch process " + options.argv[0] +
+                      " (pidfd_open needs Linux 5.3): " + errno_text(error));
+  }
+  std::unique_ptr<Process> process(new Process(executor, *pid));
+  process->pidfd_.assign(pidfd);
+  process->stdin_.assign(in->write.release());
+  process->stdout_.assign(out->read.release());
+  process->stderr_.assign(err->read.release());
+  return process;
+}
+
+Process::~Process() {
+  if (!status_) status_ = kill_and_reap(pid_);
+}
+
+boost::asio::awaitable<ExitStatus> Process::wait() {
+  if (status_) co_return *status_;
+  const auto [ec] = co_await pidfd_.async_wait(boost::asio::posix::descriptor_base::wait_read,
+                                               boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (ec) throw boost::system::system_error(ec, "waiting for process " + std::to_string(pid_));
+  if (!status_) reap(false);
+  co_return *status_;
+}
+
+void Process::reap(bool block) {
+  // The leader has exited but is not reaped yet, so its group id cannot have been reused:
+  // whatever it left behind in the group is killed without risk of hitting a stranger.
+  if (!block) ::kill(-pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  status_ = decode(status);
+  boost::system::error_code ignored;
+  pidfd_.close(ignored);
+}
+
+void Process::terminate() {
+  if (!status_) signal_group(pid_, SIGTERM);
+}
+
+void Process::kill() {
+  if (!status_) signal_group(pid_, SIGKILL);
+}
+
+Result<Captured> run_captured(const std::vector<std::string>& argv,
+                              const std::vector<std::pair<std::string, std::string>>& env,
+                              std::size_t max_output, std::chrono::milliseconds timeout) {
+  ignore_sigpipe_once();
+  Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (null.get() < 0) return make_error("cannot open /dev/null: " + errno_text(errno));
+  auto out = make_pipe();
+  if (!out) return out.error();
+  auto err = make_pipe();
+  if (!err) return err.error();
+  const ProcessOptions options{argv, env, {}};
+  auto pid = spawn_child(options, null.get(), out->write.get(), err->write.get());
+  if (!pid) return pid.error();
+  out->write.reset();
+  err->write.reset();
+
+  Captured captured;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::array<pollfd, 2> fds{pollfd{out->read.get(), POLLIN, 0}, pollfd{err->read.get(), POLLIN, 0}};
+  std::array<std::string*, 2> sinks{&captured.out, &captured.err};
+  int open_pipes = 2;
+  while (open_pipes > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill_and_reap(*pid);
+      return make_error(argv[0] + " did not finish within " + std::to_string(timeout.count()) +
+                        " ms");
+    }
+    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) {
+      const int error = errno;
+      kill_and_reap(*pid);
+      return make_error("waiting for " + argv[0] + ": " + errno_text(error));
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[i].fd = -1;
+        --open_pipes;
+        continue;
+      }
+      auto& sink = *sinks[i];
+      sink.append(buffer, std::min(static_cast<std::size_t>(n),
+                                   max_output - std::min(max_output, sink.size())));
+    }
+  }
+  // Both pipes are closed; the child is normally gone too, but it may have closed them and
+  // gone on running.
+  int status = 0;
+  pid_t reaped = 0;
+  while ((reaped = ::waitpid(*pid, &status, WNOHANG)) == 0 || (reaped < 0 && errno == EINTR)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill_and_reap(*pid);
+      return make_error(argv[0] + " did not finish within " + std::to_string(timeout.count()) +
+                        " ms");
+    }
+    ::usleep(1000);
+  }
+  captured.status = decode(status);
+  return captured;
+}
+
+}  // namespace sb::sandbox
