@@ -6,12 +6,16 @@
 
 #include "api/message_json.h"
 #include "api/routes.h"
+#include "config/units.h"
+#include "core/message_events.h"
 
 namespace sb::api {
 namespace json = boost::json;
 using boost::asio::awaitable;
 
 namespace {
+
+constexpr std::chrono::milliseconds kMaxWait{120'000};
 
 Response json_response(int status, std::string body) {
   Response r;
@@ -97,7 +101,10 @@ class MessageRoutes {
     auto add = [m = std::move(message.value())](Store& store) { return store.add_message(m); };
     auto result = co_await ctx_.writer.run(std::move(add));
     commit_seconds_.observe(std::chrono::steady_clock::now() - started);
-    if (result.inserted) stored_.inc();
+    if (result.inserted) {
+      stored_.inc();
+      if (ctx_.on_stored) ctx_.on_stored(result.message);
+    }
     // A repeated idempotency key returns the message stored the first time.
     co_return message_response(result.inserted ? 201 : 200, result.message);
   }
@@ -107,6 +114,43 @@ class MessageRoutes {
     if (!query) co_return error_response(400, query.error().message);
     if (unread_only) query->unread_only = true;
     auto messages = timed([&] { return ctx_.reader.messages(query.value()); });
+    co_return json_response(200, messages_json(messages));
+  }
+
+  // Long-poll: the messages of `chat` after `since`, oldest first; waits up to `timeout`
+  // for one to arrive when there are none yet.
+  awaitable<Response> wait(Request& request) {
+    auto chat = request.query.find("chat");
+    if (chat == request.query.end() || !parse_chat_id(chat->second))
+      co_return error_response(400, "'chat' must be a chat id such as http:alice");
+    Seq since = 0;
+    if (auto it = request.query.find("since"); it != request.query.end()) {
+      auto v = parse_int(it->second);
+      if (!v || *v < 0) co_return error_response(400, "'since' must be a message id (>= 0)");
+      since = *v;
+    }
+    auto timeout = std::chrono::milliseconds(30'000);
+    if (auto it = request.query.find("timeout"); it != request.query.end()) {
+      auto v = parse_duration(it->second);
+      if (!v || *v > kMaxWait)
+        co_return error_response(400, "'timeout' must be a duration up to 120s, such as 30s");
+      timeout = *v;
+    }
+    MessageQuery query;
+    query.chat = chat->second;
+    query.since = since;
+    query.ascending = true;
+    query.limit = kMaxListLimit;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto messages = timed([&] { return ctx_.reader.messages(query); });
+    while (messages.empty() && ctx_.events && std::chrono::steady_clock::now() < deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      // Named, not a temporary of the co_await expression (g++ 12).
+      auto woken = ctx_.events->wait(chat->second, left);
+      if (!co_await std::move(woken)) break;
+      messages = timed([&] { return ctx_.reader.messages(query); });
+    }
     co_return json_response(200, messages_json(messages));
   }
 
@@ -159,8 +203,9 @@ void add_message_routes(Router& router, ApiContext& context) {
   auto routes = std::make_shared<MessageRoutes>(context);
   router.add("POST", "/messages", [routes](Request& r) { return routes->post_message(r); });
   router.add("GET", "/messages", [routes](Request& r) { return routes->list(r, false); });
-  // Before /messages/{id}, which would match it too.
+  // Before /messages/{id}, which would match them too.
   router.add("GET", "/messages/unread", [routes](Request& r) { return routes->list(r, true); });
+  router.add("GET", "/messages/wait", [routes](Request& r) { return routes->wait(r); });
   router.add("GET", "/messages/{id}", [routes](Request& r) { return routes->get(r); });
   router.add("POST", "/messages/{id}/read", [routes](Request& r) { return routes->mark_read(r); });
 }

@@ -6,11 +6,20 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 
 #include "api/router.h"
 #include "common/metrics.h"
 #include "store/store.h"
 #include "store/write_queue.h"
+
+namespace sb::core {
+class GroupRegistry;
+class Scheduler;
+class Dispatcher;
+class MessageEvents;
+class GroupQueue;
+}  // namespace sb::core
 
 namespace sb::api {
 
@@ -20,6 +29,14 @@ struct ApiContext {
   MetricsRegistry& metrics;
   std::filesystem::path database_file;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // The orchestrator, when running (the daemon sets these; route tests may leave them).
+  core::GroupRegistry* groups = nullptr;
+  core::Scheduler* scheduler = nullptr;
+  core::Dispatcher* dispatcher = nullptr;
+  core::MessageEvents* events = nullptr;
+  core::GroupQueue* queue = nullptr;
+  // Told about every message the API committed (wakes the dispatcher and waiting clients).
+  std::function<void(const Message&)> on_stored;
 };
 
 // The largest `limit` a listing accepts, and the default.
@@ -32,5 +49,12 @@ void add_message_routes(Router& router, ApiContext& context);
 
 // GET /health (no auth), GET /metrics.
 void add_health_routes(Router& router, ApiContext& context);
+
+// POST /groups, GET /groups, GET/PATCH/DELETE /groups/{folder}. Needs context.groups.
+void add_group_routes(Router& router, ApiContext& context);
+
+// GET/POST /tasks, GET /tasks/{id}, POST /tasks/{id}/{pause,resume,cancel},
+// GET /tasks/{id}/runs, GET /usage, GET /outbox. Needs context.scheduler.
+void add_task_routes(Router& router, ApiContext& context);
 
 }  // namespace sb::api

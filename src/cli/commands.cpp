@@ -8,6 +8,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "cli/api_access.h"
 #include "cli/http_client.h"
 #include "common/logging.h"
 #include "config/config.h"
@@ -79,6 +80,11 @@ std::string human_duration(std::int64_t seconds) {
 }
 
 }  // namespace
+
+std::optional<Config> load_for_cli(const CommonOptions& common) { return load(common); }
+std::optional<HttpCall> api_call_for_cli(const ClientOptions& options, const Config& config) {
+  return api_call(options, config);
+}
 
 int run(const CommonOptions& common) {
   auto config = load(common);

@@ -39,6 +39,26 @@ struct SendOptions {
 // `switchboard send`: stores one message through the API.
 int send(const SendOptions& options);
 
+// `switchboard groups …` and `switchboard tasks …`: manage the orchestrator through the API.
+struct GroupOptions {
+  ClientOptions client;
+  std::string action;  // list, add, update, remove
+  std::string folder;
+  std::vector<std::string> chats;
+  std::optional<std::string> name, trigger, agent_config;
+  std::optional<bool> requires_trigger, main;
+  bool default_trigger = false;  // update: back to "@<assistant_name>"
+};
+int groups(const GroupOptions& options);
+
+struct TaskOptions {
+  ClientOptions client;
+  std::string action;  // list, add, pause, resume, cancel, runs
+  std::string id;      // pause, resume, cancel, runs
+  std::optional<std::string> group, chat, prompt, cron, interval, once, context_mode;
+};
+int tasks(const TaskOptions& options);
+
 struct ImportOptions {
   CommonOptions common;
   std::string format = "auto";  // auto, messages, inbox

@@ -2,16 +2,75 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cstdlib>
+#include <functional>
 
 #include "api/http_server.h"
 #include "api/routes.h"
+#include "channels/http/http_channel.h"
+#include "core/dispatcher.h"
+#include "core/group_queue.h"
+#include "core/groups.h"
+#include "core/message_events.h"
+#include "core/outbox.h"
+#include "core/scheduler.h"
+#include "core/timer.h"
 #include "daemon/systemd_notify.h"
 #include "generated/version.h"
+#include "host/ipc_watcher.h"
+#include "host/model_proxy.h"
+#include "sandbox/agent_runner.h"
+#include "sandbox/mount_allowlist.h"
+#include "sandbox/sandbox_command.h"
 #include "store/write_queue.h"
 
 namespace sb {
+namespace {
+
+std::filesystem::path default_allowlist_path() {
+  const char* config_home = std::getenv("XDG_CONFIG_HOME");
+  if (config_home && *config_home) {
+    return std::filesystem::path(config_home) / "switchboard" / "mount-allowlist.json";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home ? home : "/root") / ".config" / "switchboard" /
+         "mount-allowlist.json";
+}
+
+bool is_inside(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  auto p = path.lexically_normal();
+  auto d = dir.lexically_normal();
+  auto [d_end, p_it] = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  return d_end == d.end();
+}
+
+// The sandbox runtime from [agent] runtime; "auto" picks what this machine has.
+std::optional<sandbox::Runtime> choose_runtime(const AgentConfig& agent) {
+  if (agent.runtime != "auto") {
+    auto runtime = sandbox::parse_runtime(agent.runtime);  // the config loader checked it
+    return runtime ? std::optional(runtime.value()) : std::nullopt;
+  }
+  return sandbox::detect_runtime();
+}
+
+// Where the proxy forwards to when [model] base_url is not set.
+std::string default_base_url(const std::string& provider) {
+  return provider == "openai" ? "https://api.openai.com" : "https://api.anthropic.com";
+}
+
+void log_exception(const char* what, std::exception_ptr error) {
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", what, e.what());
+  }
+}
+
+}  // namespace
 
 int run_daemon(const Config& config) {
   const auto started = std::chrono::steady_clock::now();
@@ -21,6 +80,42 @@ int run_daemon(const Config& config) {
         "a loopback address",
         config.api.host);
     return 2;
+  }
+
+  const auto data_dir = std::filesystem::absolute(config.data_dir).lexically_normal();
+  const auto allowlist_file = config.agent.mount_allowlist.empty()
+                                  ? default_allowlist_path()
+                                  : std::filesystem::absolute(config.agent.mount_allowlist);
+  if (is_inside(allowlist_file, data_dir)) {
+    spdlog::critical(
+        "the mount allowlist {} must live outside data_dir {}: agents could change "
+        "it otherwise",
+        allowlist_file.string(), data_dir.string());
+    return 2;
+  }
+  auto allowlist = sandbox::load_mount_allowlist(allowlist_file);
+  if (!allowlist) {
+    spdlog::critical("{}", allowlist.error().message);
+    return 2;
+  }
+  auto zone = load_time_zone(config.timezone);
+  if (!zone) {
+    spdlog::critical("timezone: {}", zone.error().message);
+    return 2;
+  }
+  auto runtime = choose_runtime(config.agent);
+  if (!runtime) {
+    // The API still works; every agent run fails with bwrap's error until one is installed.
+    spdlog::error(
+        "no working sandbox found: install bubblewrap (apt install bubblewrap), "
+        "docker or podman, or set [agent] runtime; agent runs will fail until then");
+    runtime = sandbox::Runtime::bwrap;
+  }
+  if (*runtime == sandbox::Runtime::none) {
+    spdlog::warn("**********************************************************************");
+    spdlog::warn("[agent] runtime = \"none\": agents run WITHOUT a sandbox and can read and");
+    spdlog::warn("change everything this user can. Use this for development only.");
+    spdlog::warn("**********************************************************************");
   }
 
   auto db_file = std::filesystem::absolute(config.database_file());
@@ -44,22 +139,153 @@ int run_daemon(const Config& config) {
                     });
 
   boost::asio::io_context io(1);
+  auto executor = io.get_executor();
+  const std::string instance =
+      "sb-" + std::to_string(std::hash<std::string>{}(data_dir.string()) % 1'000'000'000ULL);
+  if (auto removed = sandbox::cleanup_leftovers(*runtime, instance); !removed) {
+    spdlog::warn("cannot clean up sandboxes left from a previous run: {}", removed.error().message);
+  } else if (removed.value() > 0) {
+    spdlog::info("removed {} sandbox(es) left from a previous run", removed.value());
+  }
+
+  // The orchestrator.
+  core::MessageEvents events(executor);
+  core::GroupRegistry groups(*reader, writer, core::GroupPaths{data_dir}, config.assistant_name);
+  groups.set_aliases(config.agent.trigger_aliases);
+  groups.load();
+  core::Outbox outbox(executor, *reader, writer, metrics);
+  channels::HttpChannel http_channel(writer, events, config.assistant_name);
+  outbox.add_channel(http_channel);
+
+  core::Dispatcher* dispatcher_ptr = nullptr;
+  host::ProxyOptions proxy_options;
+  proxy_options.provider = config.model.provider == "openai"
+                               ? host::ProxyOptions::Provider::openai
+                               : host::ProxyOptions::Provider::anthropic;
+  proxy_options.base_url = config.model.base_url.empty() ? default_base_url(config.model.provider)
+                                                         : config.model.base_url;
+  proxy_options.api_key = config.model.api_key;
+  host::ModelProxy proxy(
+      executor, proxy_options,
+      [&dispatcher_ptr](const std::string& group, const host::TokenUsage& usage) {
+        if (dispatcher_ptr) dispatcher_ptr->record_usage(group, usage);
+      },
+      [&dispatcher_ptr](const std::string& group) -> std::optional<std::string> {
+        return dispatcher_ptr ? dispatcher_ptr->budget_refusal(group) : std::nullopt;
+      });
+  if (config.model.api_key.empty()) {
+    spdlog::warn(
+        "no model API key configured ([model] api_key_env): agents that call the "
+        "model through the proxy will get the provider's 401");
+  }
+
+  core::GroupQueue* queue_ptr = nullptr;
+  core::Scheduler scheduler(executor, *reader, writer, *zone,
+                            [&queue_ptr](const std::string& folder, const std::string& task_id) {
+                              if (queue_ptr) queue_ptr->enqueue_task(folder, task_id);
+                            });
+
+  core::DispatcherOptions options;
+  options.runtime = *runtime;
+  options.agent_command = config.agent.command;
+  if (options.agent_command == std::vector<std::string>{"switchboard", "agent"}) {
+    // The default agent is this very binary.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) options.agent_command.front() = self.string();
+  }
+  options.image = config.agent.image;
+  options.instance_label = instance;
+  options.assistant_name = config.assistant_name;
+  options.model = config.model.model;
+  options.timeout = config.agent.timeout;
+  options.idle_timeout = config.agent.idle_timeout;
+  options.kill_grace = config.agent.kill_grace;
+  options.max_output_bytes = config.agent.max_output_bytes;
+  options.max_batch_messages = config.agent.max_batch_messages;
+  options.default_network = config.agent.network;
+  options.default_daily_budget = config.model.daily_token_budget;
+  options.allowlist = std::move(allowlist.value());
+  options.protected_paths = sandbox::ProtectedPaths{allowlist_file, data_dir};
+  core::Dispatcher dispatcher(executor, *reader, writer, groups, scheduler, outbox, proxy, metrics,
+                              std::move(options));
+  dispatcher_ptr = &dispatcher;
+  core::AsioTimer timer(executor);
+  core::GroupQueue queue(
+      dispatcher, timer,
+      core::QueueOptions{.max_concurrent = static_cast<int>(config.agent.max_concurrent)});
+  queue_ptr = &queue;
+  dispatcher.attach_queue(queue);
+
+  host::IpcView ipc_view{
+      .group_of_chat = [&groups](std::string_view chat) -> std::optional<std::string> {
+        const GroupRecord* group = groups.for_chat(chat);
+        return group ? std::optional(group->folder) : std::nullopt;
+      },
+      .group_of_task = [&reader](std::string_view id) -> std::optional<std::string> {
+        auto task = reader->task(id);
+        return task ? std::optional(task->group_folder) : std::nullopt;
+      }};
+  host::IpcWatcher ipc(
+      executor, groups.paths().ipc_root(),
+      [&groups](std::string_view folder) -> std::optional<host::IpcSource> {
+        const GroupRecord* group = groups.find(folder);
+        if (!group) return std::nullopt;
+        return host::IpcSource{group->folder, group->is_main};
+      },
+      ipc_view,
+      [&dispatcher](const host::IpcSource& source, const host::IpcRequest& request) {
+        return dispatcher.handle_ipc(source, request);
+      });
+  auto watch = [&ipc](const std::string& folder) {
+    if (auto watching = ipc.watch_group(folder); !watching) {
+      spdlog::error("group '{}': cannot watch its IPC directory: {}", folder,
+                    watching.error().message);
+    }
+  };
+  groups.on_saved = [&watch](const GroupRecord& group) { watch(group.folder); };
+  groups.on_removed = [&ipc](const std::string& folder) { ipc.unwatch_group(folder); };
+
   api::ApiContext context{*reader, writer, metrics, db_file, started};
+  context.groups = &groups;
+  context.scheduler = &scheduler;
+  context.dispatcher = &dispatcher;
+  context.events = &events;
+  context.queue = &queue;
+  context.on_stored = [&events, &dispatcher](const Message& message) {
+    events.publish(message);
+    dispatcher.message_stored(message);
+  };
   api::Router router;
   api::add_health_routes(router, context);
   api::add_message_routes(router, context);
+  api::add_group_routes(router, context);
+  api::add_task_routes(router, context);
   api::HttpServer server(io, config.api, router, metrics);
+
   // Before listening: a stop signal from then on must reach the orderly shutdown.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  bool stopping = false;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("received {}, shutting down: no new connections, finishing requests in flight",
-                 signal == SIGINT ? "SIGINT" : "SIGTERM");
+    if (ec || stopping) return;
+    stopping = true;
+    spdlog::info(
+        "received {}, shutting down: no new connections or runs, finishing work in "
+        "flight",
+        signal == SIGINT ? "SIGINT" : "SIGTERM");
     systemd_notify("STOPPING=1");
-    server.stop([&signals] {
-      spdlog::debug("api: all connections closed");
-      signals.cancel();  // the last outstanding work: io.run() returns
-    });
+    server.stop([] { spdlog::debug("api: all connections closed"); });
+    events.wake_all();
+    auto shutdown = [&]() -> boost::asio::awaitable<void> {
+      co_await dispatcher.shutdown(config.agent.shutdown_grace);
+      scheduler.stop();
+      ipc.stop();
+      outbox.stop();
+      proxy.stop();
+      signals.cancel();
+    };
+    boost::asio::co_spawn(io, std::move(shutdown),
+                          [](std::exception_ptr e) { log_exception("shutdown", e); });
   });
   auto endpoint = server.listen();
   if (!endpoint) {
@@ -68,6 +294,18 @@ int run_daemon(const Config& config) {
   }
   server.start();
 
+  auto start_orchestrator = [&]() -> boost::asio::awaitable<void> {
+    if (auto started_ipc = ipc.start(); !started_ipc) {
+      spdlog::critical("cannot watch the IPC directories: {}", started_ipc.error().message);
+    }
+    for (const GroupRecord& group : groups.all()) watch(group.folder);
+    co_await outbox.start();
+    co_await scheduler.start();
+    co_await dispatcher.recover();
+  };
+  boost::asio::co_spawn(io, std::move(start_orchestrator),
+                        [](std::exception_ptr e) { log_exception("start-up", e); });
+
   const auto ready_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
@@ -75,7 +313,8 @@ int run_daemon(const Config& config) {
   spdlog::info("switchboard {} listening on http://{}:{} (ready in {:.1f} ms)", kVersion,
                address.is_v6() ? "[" + address.to_string() + "]" : address.to_string(),
                endpoint->port(), ready_us / 1000.0);
-  spdlog::info("data in {}", db_file.string());
+  spdlog::info("data in {}; agents run with {}; {} group(s)", data_dir.string(),
+               sandbox::to_string(*runtime), groups.all().size());
   if (config.api.token.empty()) spdlog::info("api: no token configured; loopback only");
   systemd_notify("READY=1");
 

@@ -1,0 +1,725 @@
+#include "core/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <charconv>
+#include <random>
+
+#include "common/time.h"
+#include "core/formatting.h"
+#include "host/ipc_files.h"
+
+namespace sb::core {
+namespace json = boost::json;
+
+namespace {
+
+constexpr int kMaxChatsListed = 500;
+
+std::string new_run_id() {
+  static std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "run-";
+  std::uint64_t bits = random();
+  for (int i = 0; i < 12; ++i, bits >>= 4) id += kHex[bits & 15];
+  return id;
+}
+
+std::string cursor_map_key(std::string_view folder, std::string_view chat) {
+  return std::string(folder) + "\n" + std::string(chat);
+}
+
+std::string day_start_utc() {
+  std::string now = format_iso8601(now_utc());
+  return now.substr(0, 10) + "T00:00:00.000Z";
+}
+
+// "20261121T101530" for log file names.
+std::string compact_time() {
+  std::string now = format_iso8601(now_utc());
+  std::string out;
+  for (char c : now.substr(0, 19)) {
+    if (c != '-' && c != ':') out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Dispatcher::ActiveRun {
+  std::string folder;
+  std::string run_id;
+  std::string kind;
+  std::string chat;
+  bool is_main = false;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::unique_ptr<sandbox::AgentRun> agent;
+  int results = 0;
+  int replies = 0;           // numbers the replies: their outbox keys are "<run_id>:<n>"
+  bool output_sent = false;  // a reply went to the outbox: never roll back from here on
+  bool task_run = false;
+  bool isolated = false;
+  std::optional<std::string> last_result;
+  std::optional<std::string> last_error;
+  std::vector<Seq> message_ids;  // delivered in this run (status processing → replied)
+};
+
+Dispatcher::Dispatcher(boost::asio::any_io_executor executor, Store& reader, WriteQueue& writer,
+                       GroupRegistry& groups, Scheduler& scheduler, Outbox& outbox,
+                       host::ModelProxy& proxy, MetricsRegistry& metrics, DispatcherOptions options)
+    : executor_(executor),
+      reader_(reader),
+      writer_(writer),
+      groups_(groups),
+      scheduler_(scheduler),
+      outbox_(outbox),
+      proxy_(proxy),
+      options_(std::move(options)),
+      runs_started_(metrics.counter("switchboard_agent_runs_total", "Agent runs started.")),
+      runs_failed_(metrics.counter("switchboard_agent_runs_failed_total",
+                                   "Agent runs that ended in an error.")),
+      replies_(metrics.counter("switchboard_agent_replies_total", "Agent results sent to a chat.")),
+      piped_(metrics.counter("switchboard_agent_piped_total",
+                             "Message batches handed to an already running agent.")),
+      input_tokens_(metrics.counter("switchboard_model_input_tokens_total",
+                                    "Input tokens reported by the model provider.")),
+      output_tokens_(metrics.counter("switchboard_model_output_tokens_total",
+                                     "Output tokens reported by the model provider.")),
+      run_seconds_(metrics.histogram("switchboard_agent_run_duration_seconds",
+                                     "Duration of one agent run, start to exit.")) {}
+
+Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::spawn(std::function<boost::asio::awaitable<void>()> work, std::string what) {
+  boost::asio::co_spawn(executor_, std::move(work), [what](std::exception_ptr error) {
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", what, e.what());
+    }
+  });
+}
+
+Seq Dispatcher::delivered(const std::string& folder, const std::string& chat) {
+  const std::string key = cursor_map_key(folder, chat);
+  if (auto it = delivered_.find(key); it != delivered_.end()) return it->second;
+  Seq seq = 0;
+  if (auto value = reader_.cursor(delivered_cursor_key(folder, chat))) {
+    std::from_chars(value->data(), value->data() + value->size(), seq);
+  }
+  delivered_[key] = seq;
+  return seq;
+}
+
+boost::asio::awaitable<void> Dispatcher::set_delivered(std::string folder, std::string chat,
+                                                       Seq seq) {
+  delivered_[cursor_map_key(folder, chat)] = seq;
+  auto save = [key = delivered_cursor_key(folder, chat),
+               value = std::to_string(seq)](Store& store) { store.set_cursor(key, value); };
+  co_await writer_.run(std::move(save));
+}
+
+std::optional<Dispatcher::Batch> Dispatcher::next_batch(const GroupRecord& group,
+                                                        std::optional<std::string> only_chat) {
+  auto matcher = TriggerMatcher::make(groups_.triggers(group));
+  if (!matcher) {
+    spdlog::error("group '{}': {}", group.folder, matcher.error().message);
+    return std::nullopt;
+  }
+  std::optional<Batch> best;
+  for (const std::string& chat : group.chats) {
+    if (only_chat && chat != *only_chat) continue;
+    const std::string chats[] = {chat};
+    std::vector<Message> pending = reader_.pending_messages(
+        chats, delivered(group.folder, chat), static_cast<int>(options_.max_batch_messages));
+    if (pending.empty()) continue;
+    const GatingRules rules{.is_main = group.is_main, .requires_trigger = group.requires_trigger};
+    std::vector<Message> selected = messages_for_agent(pending, rules, matcher.value());
+    if (selected.empty()) continue;
+    if (!best || pending.front().id < best->messages.front().id) {
+      best = Batch{chat, std::move(selected), pending.back().id};
+    }
+  }
+  return best;
+}
+
+void Dispatcher::message_stored(const Message& message) {
+  if (stopping_ || !message.chat || message.from_assistant ||
+      message.status == MessageStatus::filtered) {
+    return;
+  }
+  const GroupRecord* group = groups_.for_chat(*message.chat);
+  if (!group) return;
+  auto run = runs_.find(group->folder);
+  if (queue_->accepts_input(group->folder) && run != runs_.end() && run->second->agent &&
+      run->second->chat == *message.chat) {
+    pipe_to_running(*group);
+    return;
+  }
+  queue_->enqueue_messages(group->folder);
+}
+
+void Dispatcher::pipe_to_running(const GroupRecord& group) {
+  auto& run = runs_.at(group.folder);
+  auto batch = next_batch(group, run->chat);
+  if (!batch) return;
+  const auto input_dir = groups_.paths().ipc_dir(group.folder) / "input";
+  if (auto written = host::write_input_message(input_dir, format_messages(batch->messages));
+      !written) {
+    spdlog::error("group '{}': cannot hand messages to the running agent: {}; queued instead",
+                  group.folder, written.error().message);
+    queue_->enqueue_messages(group.folder);
+    return;
+  }
+  for (const Message& m : batch->messages) run->message_ids.push_back(m.id);
+  run->agent->input_sent();
+  queue_->agent_busy(group.folder);
+  piped_.inc();
+  spdlog::debug("group '{}': {} message(s) handed to the running agent", group.folder,
+                batch->messages.size());
+  // The in-memory cursor moves now, so a second message before the commit is not sent twice.
+  delivered_[cursor_map_key(group.folder, batch->chat)] = batch->last;
+  auto persist = [this, folder = group.folder, chat = batch->chat,
+                  last = batch->last]() -> boost::asio::awaitable<void> {
+    co_await set_delivered(folder, chat, last);
+  };
+  spawn(std::move(persist), "group '" + group.folder + "': saving the delivered cursor");
+}
+
+boost::asio::awaitable<void> Dispatcher::recover() {
+  // Messages left "processing" were with an agent when the daemon died, and nothing was
+  // sent for them (a reply marks them "replied"): deliver them again.
+  for (const GroupRecord& group : groups_.all()) {
+    for (const std::string& chat : group.chats) {
+      MessageQuery query;
+      query.chat = chat;
+      query.unread_only = true;
+      query.ascending = true;
+      query.limit = 1000;
+      std::optional<Seq> first_in_flight;
+      for (const Message& m : reader_.messages(query)) {
+        if (m.status == MessageStatus::processing && !m.from_assistant) {
+          first_in_flight = m.id;
+          break;
+        }
+      }
+      if (first_in_flight && *first_in_flight <= delivered(group.folder, chat)) {
+        spdlog::warn(
+            "group '{}': messages from {} on were with the agent when the daemon "
+            "stopped, without an answer; delivering them again",
+            group.folder, *first_in_flight);
+        co_await set_delivered(group.folder, chat, *first_in_flight - 1);
+      }
+    }
+  }
+  for (const GroupRecord& group : groups_.all()) {
+    if (next_batch(group, std::nullopt)) {
+      spdlog::info("group '{}' has undelivered messages from before the restart; queued",
+                   group.folder);
+      queue_->enqueue_messages(group.folder);
+    }
+  }
+}
+
+void Dispatcher::start_messages(const std::string& group) {
+  auto work = [this, group]() -> boost::asio::awaitable<void> { co_await run_messages(group); };
+  spawn(std::move(work), "group '" + group + "': message run");
+}
+
+void Dispatcher::start_task(const std::string& group, const std::string& task_id) {
+  auto work = [this, group, task_id]() -> boost::asio::awaitable<void> {
+    co_await run_task(group, task_id);
+  };
+  spawn(std::move(work), "group '" + group + "': task run");
+}
+
+void Dispatcher::request_close(const std::string& group) {
+  auto it = runs_.find(group);
+  if (it != runs_.end() && it->second->agent) it->second->agent->request_close();
+}
+
+boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
+  const GroupRecord* found = groups_.find(folder);
+  std::optional<Batch> batch;
+  if (found && !stopping_) batch = next_batch(*found, std::nullopt);
+  if (!batch) {
+    queue_->finished(folder, true);
+    co_return;
+  }
+  const GroupRecord group = *found;
+  auto run = std::make_shared<ActiveRun>();
+  run->folder = folder;
+  run->run_id = new_run_id();
+  run->kind = "messages";
+  run->chat = batch->chat;
+  run->is_main = group.is_main;
+  for (const Message& m : batch->messages) run->message_ids.push_back(m.id);
+
+  const Seq previous = delivered(folder, batch->chat);
+  bool ok = false;
+  try {
+    // Durable before the agent sees anything: a crash after this re-delivers nothing twice
+    // unless the run fails without output, which rolls back below.
+    auto advance = [key = delivered_cursor_key(folder, batch->chat),
+                    value = std::to_string(batch->last), ids = run->message_ids](Store& store) {
+      store.set_cursor(key, value);
+      for (Seq id : ids) store.set_status(id, MessageStatus::processing);
+    };
+    delivered_[cursor_map_key(folder, batch->chat)] = batch->last;
+    co_await writer_.run(std::move(advance));
+
+    if (auto refusal = budget_refusal(folder)) {
+      spdlog::warn("group '{}': {}", folder, *refusal);
+      co_await send_reply(run, *refusal);
+      queue_->finished(folder, true);
+      co_return;
+    }
+    const auto session = reader_.session(folder);
+    runs_[folder] = run;
+    const sandbox::RunOutcome outcome =
+        co_await run_agent(*run, group, format_messages(batch->messages), session, false);
+    ok = outcome.success;
+    if (!ok) {
+      runs_failed_.inc();
+      if (run->output_sent) {
+        spdlog::warn(
+            "group '{}': run {} failed after sending output ({}); not retried, so "
+            "nothing is sent twice",
+            folder, run->run_id, outcome.error);
+        ok = true;
+      } else {
+        spdlog::error(
+            "group '{}': run {} failed before any output: {}; messages stay "
+            "undelivered and the run is retried",
+            folder, run->run_id, outcome.error);
+        auto rollback = [key = delivered_cursor_key(folder, batch->chat),
+                         value = std::to_string(previous), ids = run->message_ids](Store& store) {
+          store.set_cursor(key, value);
+          for (Seq id : ids) store.set_status(id, MessageStatus::unread);
+        };
+        delivered_[cursor_map_key(folder, batch->chat)] = previous;
+        co_await writer_.run(std::move(rollback));
+      }
+    }
+    if (ok && !run->output_sent) {
+      // Handled without anything to say: no longer "processing" (which recovery re-delivers).
+      auto handled = [ids = run->message_ids](Store& store) {
+        for (Seq id : ids) store.set_status(id, MessageStatus::read);
+      };
+      co_await writer_.run(std::move(handled));
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("group '{}': message run failed: {}", folder, e.what());
+    if (!run->output_sent) delivered_[cursor_map_key(folder, batch->chat)] = previous;
+    ok = run->output_sent;
+  }
+  runs_.erase(folder);
+  queue_->finished(folder, ok);
+}
+
+boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::string task_id) {
+  const GroupRecord* found = groups_.find(folder);
+  auto task = reader_.task(task_id);
+  if (!found || !task || task->status != TaskStatus::active || stopping_) {
+    if (task && !found) {
+      spdlog::warn("task {}: group '{}' no longer exists; the task is cancelled", task_id, folder);
+      auto cancel = [task_id](Store& store) {
+        store.set_task_status(task_id, TaskStatus::cancelled);
+      };
+      co_await writer_.run(std::move(cancel));
+    } else if (task && task->status == TaskStatus::active && stopping_) {
+      // Claimed but not run: the next start-up runs it (Scheduler::start).
+    }
+    queue_->finished(folder, true);
+    co_return;
+  }
+  const GroupRecord group = *found;
+  auto run = std::make_shared<ActiveRun>();
+  run->folder = folder;
+  run->run_id = new_run_id();
+  run->kind = "task";
+  run->chat = task->chat_jid;
+  run->is_main = group.is_main;
+  run->task_run = true;
+  run->isolated = task->context_mode == ContextMode::isolated;
+  const SysTime started = now_utc();
+  bool ok = false;
+  std::optional<std::string> error;
+  try {
+    if (auto refusal = budget_refusal(folder)) {
+      error = *refusal;
+    } else {
+      std::optional<std::string> session;
+      if (!run->isolated) session = reader_.session(folder);
+      runs_[folder] = run;
+      const sandbox::RunOutcome outcome =
+          co_await run_agent(*run, group, task->prompt, session, true);
+      ok = outcome.success;
+      if (!ok) error = outcome.error.empty() ? run->last_error : outcome.error;
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  runs_.erase(folder);
+  if (!ok) runs_failed_.inc();
+  co_await scheduler_.finish_run(*task, started, ok, run->last_result, error);
+  queue_->finished(folder, ok);
+}
+
+sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSettings& settings,
+                                        const std::string& input_json, const std::string& run_id) {
+  const GroupPaths& paths = groups_.paths();
+  const bool none = options_.runtime == sandbox::Runtime::none;
+  sandbox::RunSpec spec;
+  spec.runtime = options_.runtime;
+  spec.group = group.folder;
+  spec.input_json = input_json;
+  spec.input_dir = paths.ipc_dir(group.folder) / "input";
+  spec.log_file =
+      paths.group_dir(group.folder) / "logs" / ("agent-" + compact_time() + "-" + run_id + ".log");
+  spec.hard_timeout = settings.timeout.value_or(options_.timeout);
+  spec.idle_timeout = options_.idle_timeout;
+  spec.kill_grace = options_.kill_grace;
+  spec.max_output_bytes = options_.max_output_bytes;
+
+  sandbox::SandboxSpec& box = spec.sandbox;
+  box.argv = options_.agent_command;
+  box.image = options_.image;
+  box.instance_label = options_.instance_label;
+  box.name = "switchboard-" + group.folder + "-" + run_id;
+  box.network = settings.network.value_or(options_.default_network);
+  const auto socket_dir = paths.proxy_socket(group.folder).parent_path();
+  struct Place {
+    std::filesystem::path host;
+    std::string inside;
+    bool read_only;
+    const char* env;
+  };
+  std::vector<Place> places = {
+      {paths.group_dir(group.folder), "/workspace/group", false, "SWITCHBOARD_WORKSPACE"},
+      {paths.ipc_dir(group.folder), "/workspace/ipc", false, "SWITCHBOARD_IPC_DIR"},
+      {paths.session_dir(group.folder), "/workspace/session", false, "SWITCHBOARD_SESSION_DIR"},
+      {socket_dir, "/run/switchboard", false, nullptr},
+  };
+  // Main is trusted with the shared memory; the others only read it.
+  places.push_back(
+      {paths.global_dir(), "/workspace/global", !group.is_main, "SWITCHBOARD_GLOBAL_DIR"});
+  for (const Place& place : places) {
+    std::error_code ec;
+    std::filesystem::create_directories(place.host, ec);
+    const std::string location = none ? place.host.string() : place.inside;
+    if (!none) box.mounts.push_back({place.host, place.inside, place.read_only});
+    if (place.env) box.env.emplace_back(place.env, location);
+  }
+  box.env.emplace_back("SWITCHBOARD_MODEL_SOCKET",
+                       none ? paths.proxy_socket(group.folder).string()
+                            : std::string("/run/switchboard/model.sock"));
+  // Dotfiles of the agent's tools go to the session directory, not the group's folder.
+  box.env.emplace_back(
+      "HOME", none ? paths.session_dir(group.folder).string() : std::string("/workspace/session"));
+  box.env.emplace_back("PATH", "/usr/local/bin:/usr/bin:/bin");
+  box.env.emplace_back("LANG", "C.UTF-8");
+  box.workdir = none ? paths.group_dir(group.folder).string() : "/workspace/group";
+
+  const auto mounts = sandbox::validate_mounts(options_.allowlist, settings.mounts, group.is_main,
+                                               options_.protected_paths, group.folder);
+  for (const auto& mount : mounts) {
+    if (!none) box.mounts.push_back({mount.host_path, mount.container_path, mount.read_only});
+  }
+  return spec;
+}
+
+boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
+    ActiveRun& run, const GroupRecord& group, std::string prompt,
+    std::optional<std::string> session, bool scheduled) {
+  auto settings = parse_group_settings(group.agent_config_json);
+  if (!settings) {
+    sandbox::RunOutcome failed;
+    failed.error =
+        "group '" + group.folder + "' has invalid agent_config: " + settings.error().message;
+    co_return failed;
+  }
+  const GroupPaths& paths = groups_.paths();
+  // Fresh input/ (stale follow-ups or a _close from an earlier run must not reach this one).
+  if (auto dirs = host::ensure_group_ipc_dirs(paths.ipc_root(), group.folder); !dirs) {
+    sandbox::RunOutcome failed;
+    failed.error = "cannot prepare the IPC directory: " + dirs.error().message;
+    co_return failed;
+  }
+  write_snapshots(group);
+
+  json::object input{{"prompt", prompt},
+                     {"groupFolder", group.folder},
+                     {"chatJid", run.chat},
+                     {"isMain", group.is_main},
+                     {"isScheduledTask", scheduled},
+                     {"assistantName", options_.assistant_name},
+                     {"runId", run.run_id}};
+  if (session) input["sessionId"] = *session;
+  if (auto model = settings->model.value_or(options_.model); !model.empty()) {
+    input["model"] = model;
+  }
+  sandbox::RunSpec spec = build_spec(group, *settings, json::serialize(input), run.run_id);
+
+  if (auto opened = proxy_.open(group.folder, paths.proxy_socket(group.folder)); !opened) {
+    sandbox::RunOutcome failed;
+    failed.error = "cannot open the model proxy socket: " + opened.error().message;
+    co_return failed;
+  }
+  runs_started_.inc();
+  spdlog::info("group '{}': {} run {} started ({} chars of input, session {})", group.folder,
+               run.kind, run.run_id, prompt.size(), session.value_or("new"));
+
+  // Results arrive on the event loop while run() is suspended.
+  std::shared_ptr<ActiveRun> shared = runs_.count(group.folder) ? runs_[group.folder] : nullptr;
+  auto on_result = [this, shared, folder = group.folder,
+                    isolated = run.isolated](const sandbox::AgentResult& result) {
+    if (!shared) return;
+    ++shared->results;
+    if (result.new_session_id && !isolated) {
+      auto save = [folder, id = *result.new_session_id](Store& store) {
+        store.set_session(folder, id);
+      };
+      auto persist = [this, save]() -> boost::asio::awaitable<void> { co_await writer_.run(save); };
+      spawn(std::move(persist), "group '" + folder + "': saving the session");
+    }
+    if (result.status == sandbox::AgentResult::Status::error) {
+      shared->last_error = result.error.value_or("the agent reported an error");
+      spdlog::warn("group '{}': agent error: {}", folder, *shared->last_error);
+    }
+    if (result.result) {
+      std::string text = strip_internal(*result.result);
+      if (!text.empty()) {
+        shared->last_result = text;
+        shared->output_sent = true;  // from here on the run is never rolled back
+        auto send = [this, shared, text]() -> boost::asio::awaitable<void> {
+          co_await send_reply(shared, text);
+        };
+        spawn(std::move(send), "group '" + folder + "': sending a reply");
+      }
+    }
+    if (shared->kind == "messages") queue_->agent_idle(folder);
+  };
+  run.agent = std::make_unique<sandbox::AgentRun>(executor_, std::move(spec), on_result);
+  const auto started = std::chrono::steady_clock::now();
+  sandbox::RunOutcome outcome = co_await run.agent->run();
+  run_seconds_.observe(std::chrono::steady_clock::now() - started);
+  proxy_.close(group.folder);
+  spdlog::info("group '{}': run {} ended: {} after {} ms, {} result(s){}", group.folder, run.run_id,
+               outcome.success ? "success" : "error", outcome.duration.count(), outcome.results,
+               outcome.error.empty() ? "" : " — " + outcome.error);
+  co_return outcome;
+}
+
+boost::asio::awaitable<void> Dispatcher::send_reply(std::shared_ptr<ActiveRun> run,
+                                                    std::string text) {
+  const int index = ++run->replies;
+  co_await outbox_.enqueue_text(run->chat, text, run->run_id + ":" + std::to_string(index));
+  replies_.inc();
+  if (!run->message_ids.empty()) {
+    auto mark = [ids = run->message_ids](Store& store) {
+      for (Seq id : ids) store.set_status(id, MessageStatus::replied);
+    };
+    co_await writer_.run(std::move(mark));
+  }
+}
+
+void Dispatcher::write_snapshots(const GroupRecord& group) {
+  const GroupPaths& paths = groups_.paths();
+  json::array tasks;
+  for (const TaskRecord& task : reader_.tasks(
+           group.is_main ? std::nullopt : std::optional<std::string_view>(group.folder))) {
+    tasks.push_back(json::object{
+        {"id", task.id},
+        {"groupFolder", task.group_folder},
+        {"chatJid", task.chat_jid},
+        {"prompt", task.prompt},
+        {"schedule_type", task.schedule_type},
+        {"schedule_value", task.schedule_value},
+        {"context_mode", to_string(task.context_mode)},
+        {"status", to_string(task.status)},
+        {"next_run", task.next_run ? json::value(*task.next_run) : json::value(nullptr)}});
+  }
+  if (auto written = host::write_snapshot(paths.ipc_root(), group.folder, "current_tasks.json",
+                                          json::serialize(tasks));
+      !written) {
+    spdlog::warn("group '{}': cannot write the tasks snapshot: {}", group.folder,
+                 written.error().message);
+  }
+  if (!group.is_main) return;
+  json::array chats;
+  for (const ChatInfo& chat : reader_.chats(kMaxChatsListed)) {
+    const GroupRecord* owner = groups_.for_chat(chat.jid);
+    chats.push_back(
+        json::object{{"jid", chat.jid},
+                     {"channel", chat.channel},
+                     {"name", chat.name ? json::value(*chat.name) : json::value(nullptr)},
+                     {"lastActivity", chat.last_message_at ? json::value(*chat.last_message_at)
+                                                           : json::value(nullptr)},
+                     {"isRegistered", owner != nullptr},
+                     {"groupFolder", owner ? json::value(owner->folder) : json::value(nullptr)}});
+  }
+  json::array groups;
+  for (const GroupRecord& g : groups_.all()) {
+    json::array bound;
+    for (const std::string& chat : g.chats) bound.push_back(json::value(chat));
+    groups.push_back(json::object{{"folder", g.folder},
+                                  {"name", g.name},
+                                  {"chats", bound},
+                                  {"isMain", g.is_main},
+                                  {"requiresTrigger", g.requires_trigger}});
+  }
+  json::object snapshot{
+      {"chats", chats}, {"groups", groups}, {"lastSync", format_iso8601(now_utc())}};
+  if (auto written = host::write_snapshot(paths.ipc_root(), group.folder, "available_groups.json",
+                                          json::serialize(snapshot));
+      !written) {
+    spdlog::warn("group '{}': cannot write the groups snapshot: {}", group.folder,
+                 written.error().message);
+  }
+}
+
+void Dispatcher::record_usage(const std::string& group, const host::TokenUsage& usage) {
+  input_tokens_.inc(static_cast<std::uint64_t>(std::max<std::int64_t>(usage.input_tokens, 0)));
+  output_tokens_.inc(static_cast<std::uint64_t>(std::max<std::int64_t>(usage.output_tokens, 0)));
+  UsageRecord record;
+  record.group_folder = group;
+  auto run = runs_.find(group);
+  record.run_id = run != runs_.end() ? run->second->run_id : "";
+  record.model = usage.model;
+  record.input_tokens = usage.input_tokens;
+  record.output_tokens = usage.output_tokens;
+  auto save = [record](Store& store) { store.add_usage(record); };
+  auto persist = [this, save]() -> boost::asio::awaitable<void> { co_await writer_.run(save); };
+  spawn(std::move(persist), "group '" + group + "': recording token usage");
+}
+
+std::optional<std::string> Dispatcher::budget_refusal(const std::string& folder) {
+  const GroupRecord* group = groups_.find(folder);
+  std::int64_t budget = options_.default_daily_budget;
+  if (group) {
+    if (auto settings = parse_group_settings(group->agent_config_json);
+        settings && settings->daily_token_budget) {
+      budget = *settings->daily_token_budget;
+    }
+  }
+  if (budget <= 0) return std::nullopt;
+  const UsageTotals used = reader_.usage_since(folder, day_start_utc());
+  if (used.input_tokens + used.output_tokens < budget) return std::nullopt;
+  return "This group's daily token budget (" + std::to_string(budget) +
+         " tokens) is used up; I can answer again after 00:00 UTC.";
+}
+
+std::vector<Dispatcher::RunInfo> Dispatcher::active_runs() const {
+  std::vector<RunInfo> out;
+  for (const auto& [folder, run] : runs_) {
+    out.push_back({folder, run->run_id, run->kind, run->chat, run->started, run->results});
+  }
+  return out;
+}
+
+boost::asio::awaitable<void> Dispatcher::shutdown(std::chrono::milliseconds grace) {
+  stopping_ = true;
+  queue_->shutdown();
+  if (runs_.empty()) co_return;
+  spdlog::info("waiting up to {} ms for {} running agent(s) to finish", grace.count(),
+               runs_.size());
+  for (auto& [folder, run] : runs_) {
+    if (run->agent) run->agent->request_close();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  boost::asio::steady_timer timer(executor_);
+  while (!runs_.empty() && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+  for (auto& [folder, run] : runs_) {
+    spdlog::warn("group '{}': agent still running after the grace period; stopping it", folder);
+    if (run->agent) run->agent->stop();
+  }
+  while (!runs_.empty()) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace sb::core
+
+namespace sb::core {
+
+void Dispatcher::refresh_snapshots(const std::string& folder) {
+  // Looked up again: the group may have changed while the request was carried out.
+  if (const GroupRecord* group = groups_.find(folder)) write_snapshots(*group);
+}
+
+boost::asio::awaitable<Result<void>> Dispatcher::handle_ipc(const host::IpcSource& source,
+                                                            const host::IpcRequest& request) {
+  const GroupRecord* group = groups_.find(source.folder);
+  if (!group) co_return make_error("group '" + source.folder + "' is not registered");
+
+  if (const auto* message = std::get_if<host::SendMessageRequest>(&request)) {
+    static std::uint64_t counter = 0;
+    const std::string key =
+        "ipc:" + source.folder + ":" + new_run_id() + ":" + std::to_string(++counter);
+    auto sending = outbox_.enqueue_text(message->chat_jid, message->text, key);
+    co_await std::move(sending);
+    replies_.inc();
+    spdlog::info("group '{}' sent a message to {} ({} bytes)", source.folder, message->chat_jid,
+                 message->text.size());
+    co_return Result<void>{};
+  }
+  if (const auto* schedule = std::get_if<host::ScheduleTaskRequest>(&request)) {
+    NewTask task;
+    task.chat_jid = schedule->target_jid.value_or(group->chats.front());
+    const GroupRecord* owner = groups_.for_chat(task.chat_jid);
+    task.group_folder = owner ? owner->folder : group->folder;
+    task.prompt = schedule->prompt;
+    task.schedule_type = std::string(to_string(schedule->schedule_type));
+    task.schedule_value = schedule->schedule_value;
+    task.context_mode = schedule->context_mode == host::ContextMode::group ? "group" : "isolated";
+    auto adding = scheduler_.add(std::move(task));
+    auto added = co_await std::move(adding);
+    if (!added) co_return make_error("schedule_task refused: " + added.error().message);
+    refresh_snapshots(source.folder);
+    co_return Result<void>{};
+  }
+  if (const auto* action = std::get_if<host::TaskActionRequest>(&request)) {
+    auto changing = action->action == host::TaskAction::pause ? scheduler_.pause(action->task_id)
+                    : action->action == host::TaskAction::resume
+                        ? scheduler_.resume(action->task_id)
+                        : scheduler_.cancel(action->task_id);
+    auto problem = co_await std::move(changing);
+    if (problem) co_return make_error(*problem);
+    refresh_snapshots(source.folder);
+    co_return Result<void>{};
+  }
+  if (const auto* registration = std::get_if<host::RegisterGroupRequest>(&request)) {
+    GroupChange change;
+    change.folder = registration->folder;
+    change.name = registration->name;
+    change.chats = std::vector<std::string>{registration->jid};
+    if (!registration->trigger.empty()) change.trigger = registration->trigger;
+    change.requires_trigger = registration->requires_trigger;
+    auto creating = groups_.create(std::move(change));
+    auto created = co_await std::move(creating);
+    if (auto* failure = std::get_if<GroupRegistry::Failure>(&created)) {
+      co_return make_error("register_group refused: " + failure->message);
+    }
+    refresh_snapshots(source.folder);
+    co_return Result<void>{};
+  }
+  // refresh_groups
+  refresh_snapshots(source.folder);
+  co_return Result<void>{};
+}
+
+}  // namespace sb::core
