@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "daemon_fixture.h"
+#include "support/mock_model_server.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -35,6 +36,8 @@ namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+using test::MockServer;
+using test::slurp;
 namespace http = beast::http;
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -43,66 +46,6 @@ using namespace std::chrono_literals;
 
 constexpr auto kWait = 10s;  // a safety net against hangs, never a pass condition
 const std::string kHostKey = "sk-host-secret-0123456789";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The mock model server as a child process, killed when the object goes away.
-class MockServer {
- public:
-  MockServer(const fs::path& dir, const std::string& script_json) : dir_(dir) {
-    const fs::path script = dir / "script.json";
-    if (!script_json.empty()) std::ofstream(script) << script_json;
-    std::vector<std::string> args{
-        "python3",     SWITCHBOARD_TEST_DATA "/../support/mock_model_server.py",
-        "--port",      "0",
-        "--port-file", (dir / "port").string(),
-        "--log",       log_path().string()};
-    if (!script_json.empty()) args.insert(args.end(), {"--script", script.string()});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawnp(&pid_, "python3", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::string text = slurp(dir / "port");
-      if (!text.empty() && text.back() == '\n') {
-        port_ = static_cast<std::uint16_t>(std::stoi(text));
-        break;
-      }
-      std::this_thread::sleep_for(10ms);  // waiting for the child's handshake file
-    }
-  }
-  ~MockServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  fs::path log_path() const { return dir_ / "mock.jsonl"; }
-
-  // The log lines of the given kind ("request" or "hold").
-  std::vector<json::object> log(std::string_view kind = "request") const {
-    std::vector<json::object> out;
-    std::istringstream lines(slurp(log_path()));
-    for (std::string line; std::getline(lines, line);) {
-      auto v = json::parse(line).as_object();
-      if (v["kind"].as_string() == kind) out.push_back(v);
-    }
-    return out;
-  }
-
- private:
-  fs::path dir_;
-  pid_t pid_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 struct Reported {
   std::string group;

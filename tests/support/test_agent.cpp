@@ -24,9 +24,12 @@
 //   stderr <text>           prints <text> on stderr
 //   big <bytes>             prints that many bytes on stdout, unframed
 //   exit <code>             exits at once with <code>
+//   failonce <path>         if <path> does not exist: creates it and exits 1 without a
+//                           result; otherwise does nothing (a retry gets past it)
 //   hang                    ignores SIGTERM and input, sleeps forever
 //
-// Anything else gives an error result naming the command. Every result carries
+// A line may start with a trigger ("@Andy reply hi"); it is skipped. Anything else gives an
+// error result naming the command. Every result carries
 // newSessionId: the input's sessionId, or "test-session-<pid>".
 //
 // After the first script it watches $SWITCHBOARD_IPC_DIR/input every 10 ms: each *.json file
@@ -58,6 +61,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 extern char** environ;
@@ -283,7 +287,11 @@ void cmd_model(const std::string& args) {
 void run_line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return;
-  const auto [command, args] = split_word(line);
+  auto [command, args] = split_word(line);
+  if (command.starts_with("@")) {  // "@Andy reply hi": the trigger addresses the agent
+    if (args.find_first_not_of(" \t") == std::string_view::npos) return;
+    std::tie(command, args) = split_word(args);
+  }
   if (command == "reply") {
     reply(args);
   } else if (command == "fail") {
@@ -326,6 +334,14 @@ void run_line(std::string_view line) {
     std::cout.flush();
     std::cerr.flush();
     std::_Exit(std::atoi(args.c_str()));
+  } else if (command == "failonce") {
+    // The first run that sees this exits 1 without a result (and leaves the file behind),
+    // so the next run, a retry of the same messages, gets past it.
+    if (!std::filesystem::exists(args)) {
+      std::ofstream(args) << "failed once\n";
+      std::cout.flush();
+      std::_Exit(1);
+    }
   } else if (command == "hang") {
     ::signal(SIGTERM, SIG_IGN);
     while (true) ::pause();

@@ -1,0 +1,310 @@
+// End to end: the real daemon, real bwrap sandboxes, the test agent (tests/support/
+// test_agent.cpp) and the mock model server. Messages go in through the API; replies come
+// back through the outbox and the HTTP channel.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "daemon_fixture.h"
+#include "support/mock_model_server.h"
+
+namespace sb::test {
+namespace {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const std::string kModelKey = "sk-e2e-model-key-4242";
+
+bool bwrap_works() {
+  return std::system(
+             "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/lib /lib "
+             "--symlink usr/lib64 /lib64 --symlink usr/bin /bin -- /bin/true "
+             ">/dev/null 2>&1") == 0;
+}
+
+// A TCP listener on loopback, for "can the agent reach the network" checks.
+class Listener {
+ public:
+  Listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 8);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~Listener() { ::close(fd_); }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+class Orchestrator : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
+    ASSERT_NE(mock.port(), 0) << "mock model server did not start";
+    std::ofstream(dir.path() / "secret.txt") << "top secret";
+    daemon = std::make_unique<Daemon>(dir.path(), "", toml());
+    ASSERT_TRUE(daemon->start({"SB_E2E_MODEL_KEY=" + kModelKey})) << daemon->log();
+  }
+
+  std::string toml() const {
+    return "assistant_name = \"Andy\"\n"
+           "[agent]\n"
+           "runtime = \"bwrap\"\n"
+           "command = [\"" SWITCHBOARD_TEST_AGENT
+           "\"]\n"
+           "timeout = \"30s\"\n"
+           "idle_timeout = \"3s\"\n"
+           "kill_grace = \"1s\"\n"
+           "shutdown_grace = \"2s\"\n"
+           "mount_allowlist = \"" +
+           (dir.path() / "no-allowlist.json").string() +
+           "\"\n"
+           "[model]\n"
+           "provider = \"anthropic\"\n"
+           "base_url = \"" +
+           mock.url() +
+           "\"\n"
+           "api_key_env = \"SB_E2E_MODEL_KEY\"\n";
+  }
+
+  void add_group(const std::string& folder, const std::string& chat, bool main = false,
+                 bool requires_trigger = false) {
+    json::object body{{"folder", folder},
+                      {"name", folder},
+                      {"chat", chat},
+                      {"main", main},
+                      {"requires_trigger", requires_trigger}};
+    daemon->json("POST", "/groups", 201, json::serialize(body));
+  }
+
+  std::int64_t post(const std::string& chat, const std::string& text) {
+    json::object body{{"source", "http"}, {"chat", chat}, {"sender", "alice"}, {"content", text}};
+    auto stored = daemon->json("POST", "/messages", 201, json::serialize(body));
+    return stored.is_object() ? stored.at("id").as_int64() : 0;
+  }
+
+  // The assistant's messages in `chat` after `since`, waiting (long-poll) until there are
+  // at least `count` or `limit` passes.
+  std::vector<std::string> replies(const std::string& chat, std::size_t count,
+                                   std::chrono::seconds limit = 20s) {
+    std::vector<std::string> out;
+    std::int64_t since = 0;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+      auto reply = daemon->call(
+          "GET", "/messages/wait?chat=" + chat + "&since=" + std::to_string(since) + "&timeout=2s");
+      if (!reply || reply->status != 200) break;
+      const json::value page = json::parse(reply->body);
+      for (const json::value& m : page.as_array()) {
+        since = std::max(since, m.at("id").as_int64());
+        if (m.at("from_assistant").as_bool()) out.emplace_back(m.at("content").as_string());
+      }
+    }
+    return out;
+  }
+
+  TempDir dir;
+  MockServer mock{dir.path(), ""};
+  std::unique_ptr<Daemon> daemon;
+};
+
+TEST_F(Orchestrator, AMessageReachesTheAgentAndItsReplyComesBack) {
+  add_group("family", "http:alice", false, false);
+  post("http:alice", "reply hello from the sandbox");
+  auto got = replies("http:alice", 1);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "hello from the sandbox");
+  // The run left its log in the group's folder.
+  bool has_log = false;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir.path() / "data/groups/family/logs")) {
+    has_log |= entry.path().filename().string().starts_with("agent-");
+  }
+  EXPECT_TRUE(has_log);
+}
+
+TEST_F(Orchestrator, AFollowUpReachesTheRunningAgentInsteadOfANewOne) {
+  add_group("family", "http:alice", false, false);
+  post("http:alice", "whoami");
+  auto first = replies("http:alice", 1);
+  ASSERT_EQ(first.size(), 1u) << daemon->log();
+  const auto first_input = json::parse(first[0]).as_object();
+  EXPECT_EQ(first_input.at("groupFolder"), "family");
+  EXPECT_EQ(first_input.at("chatJid"), "http:alice");
+  EXPECT_EQ(first_input.at("isMain"), false);
+  // While the agent idles (idle_timeout 3 s), the next message is piped to it.
+  post("http:alice", "env SWITCHBOARD_WORKSPACE");
+  auto both = replies("http:alice", 2);
+  ASSERT_EQ(both.size(), 2u) << daemon->log();
+  EXPECT_EQ(both[1], "/workspace/group");
+  auto metrics = daemon->call("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("switchboard_agent_runs_total 1\n"), std::string::npos)
+      << metrics->body.substr(0, 4000);
+  EXPECT_NE(metrics->body.find("switchboard_agent_piped_total 1\n"), std::string::npos);
+}
+
+TEST_F(Orchestrator, TheAgentCannotReadOutsideItsMountsReachTheNetworkOrSeeTheModelKey) {
+  add_group("family", "http:alice", false, false);
+  Listener listener;
+  post("http:alice", "read " + (dir.path() / "secret.txt").string() + "\nread " +
+                         (dir.path() / "data/switchboard.db").string() + "\nconnect 127.0.0.1 " +
+                         std::to_string(listener.port()) +
+                         "\nenvdump\nread /workspace/group/CLAUDE.md");
+  auto got = replies("http:alice", 5);
+  ASSERT_EQ(got.size(), 5u) << daemon->log();
+  EXPECT_TRUE(got[0].starts_with("ERROR")) << got[0];
+  EXPECT_TRUE(got[1].starts_with("ERROR")) << got[1];
+  EXPECT_TRUE(got[2].starts_with("ERROR")) << got[2];
+  EXPECT_EQ(got[3].find(kModelKey), std::string::npos) << got[3];
+  EXPECT_NE(got[3].find("SWITCHBOARD_MODEL_SOCKET=/run/switchboard/model.sock"), std::string::npos);
+  EXPECT_NE(got[4].find("# family"), std::string::npos) << "its own memory file is readable";
+}
+
+TEST_F(Orchestrator, ModelRequestsGoThroughTheProxyWhichAddsTheKeyAndRecordsUsage) {
+  add_group("family", "http:alice", false, false);
+  post(
+      "http:alice",
+      R"(model /v1/messages {"model":"claude-test","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})");
+  auto got = replies("http:alice", 1);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_NE(got[0].find("\"type\""), std::string::npos) << got[0];
+  auto requests = mock.log();
+  ASSERT_EQ(requests.size(), 1u);
+  const auto& headers = requests[0].at("headers").as_object();
+  EXPECT_EQ(headers.at("x-api-key").as_string(), kModelKey);
+  // Usage is recorded per group (written after the response; give the writer a moment).
+  json::value usage;
+  for (int i = 0; i < 50; ++i) {
+    usage = daemon->json("GET", "/usage?group=family", 200);
+    if (usage.at("groups").as_object().contains("family")) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(usage.at("groups").as_object().contains("family")) << json::serialize(usage);
+  EXPECT_GT(usage.at("groups").at("family").at("input_tokens").as_int64(), 0);
+}
+
+TEST_F(Orchestrator, ANonMainAgentCannotMessageAnotherGroupsChat) {
+  add_group("family", "http:alice", false, false);
+  add_group("work", "http:bob", false, false);
+  post("http:bob",
+       R"(ipc messages {"type":"message","chatJid":"http:alice","text":"hijacked"}
+ipc messages {"type":"message","chatJid":"http:bob","text":"to my own chat"}
+reply done)");
+  auto own = replies("http:bob", 2);
+  ASSERT_EQ(own.size(), 2u) << daemon->log();
+  EXPECT_TRUE(std::ranges::find(own, "to my own chat") != own.end());
+  auto alice = daemon->json("GET", "/messages?chat=http:alice", 200).as_array();
+  EXPECT_TRUE(alice.empty()) << json::serialize(alice);
+  EXPECT_NE(daemon->log().find("refused"), std::string::npos);
+}
+
+TEST_F(Orchestrator, MainGroupAgentsCanMessageAnyRegisteredChat) {
+  add_group("admin", "http:me", true, false);
+  add_group("family", "http:alice", false, true);
+  post("http:me", R"(ipc messages {"type":"message","chatJid":"http:alice","text":"from main"})"
+                  "\nreply sent");
+  auto got = replies("http:alice", 1);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "from main");
+}
+
+TEST_F(Orchestrator, WithoutTheTriggerMessagesWaitAndArriveAsContextWithTheNextTrigger) {
+  add_group("family", "http:alice", false, true);
+  post("http:alice", "reply context seen");
+  std::this_thread::sleep_for(300ms);
+  auto before = daemon->json("GET", "/messages?chat=http:alice", 200).as_array();
+  EXPECT_EQ(before.size(), 1u) << "no run without the trigger";
+  post("http:alice", "@andy reply triggered");  // case-insensitive
+  auto got = replies("http:alice", 2);
+  ASSERT_EQ(got.size(), 2u) << daemon->log();
+  EXPECT_EQ(got[0], "context seen");
+  EXPECT_EQ(got[1], "triggered");
+  post("http:alice", "@Andyextra reply not for me");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(replies("http:alice", 3, 1s).size(), 2u);
+}
+
+TEST_F(Orchestrator, AScheduledTaskRunsInTheSandboxAndItsOutputReachesTheChat) {
+  add_group("family", "http:alice", false, false);
+  json::object task{{"group", "family"},
+                    {"prompt", "reply scheduled hello"},
+                    {"schedule_type", "once"},
+                    {"schedule_value", "2020-01-01T00:00:00Z"}};
+  auto created = daemon->json("POST", "/tasks", 201, json::serialize(task)).as_object();
+  auto got = replies("http:alice", 1);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "scheduled hello");
+  const std::string id(created.at("id").as_string());
+  json::value runs;
+  for (int i = 0; i < 100; ++i) {
+    runs = daemon->json("GET", "/tasks/" + id + "/runs", 200);
+    if (!runs.at("runs").as_array().empty()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(runs.at("runs").as_array().size(), 1u);
+  EXPECT_EQ(runs.at("runs").at(0).at("status"), "success");
+  EXPECT_EQ(daemon->json("GET", "/tasks/" + id, 200).at("status"), "completed");
+}
+
+TEST_F(Orchestrator, AMessageWithTheAgentWhenTheDaemonDiesIsDeliveredAfterTheRestart) {
+  add_group("family", "http:alice", false, false);
+  post("http:alice", "sleep 1500\nreply survived");
+  // Wait until the agent has it (the message is "processing"), then kill the daemon.
+  for (int i = 0; i < 100; ++i) {
+    auto m = daemon->json("GET", "/messages?chat=http:alice", 200).as_array();
+    if (!m.empty() && m.at(0).at("status") == "processing") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  daemon->kill9();
+  ASSERT_TRUE(daemon->start({"SB_E2E_MODEL_KEY=" + kModelKey})) << daemon->log();
+  auto got = replies("http:alice", 1, 30s);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "survived");
+}
+
+TEST_F(Orchestrator, ARunThatFailsBeforeAnyOutputIsRolledBackAndRetried) {
+  add_group("family", "http:alice", false, false);
+  post("http:alice", "failonce /workspace/group/failed-once\nreply second attempt");
+  // The first run exits 1 without output; the queue retries after 5 s with the same
+  // messages (the cursor was rolled back).
+  auto got = replies("http:alice", 1, 20s);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "second attempt");
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "data/groups/family/failed-once"));
+  EXPECT_NE(daemon->log().find("failed before any output"), std::string::npos);
+}
+
+TEST_F(Orchestrator, GroupsAreManagedThroughTheApiWithClearErrors) {
+  add_group("family", "http:alice");
+  auto conflict =
+      daemon->call("POST", "/groups", R"({"folder":"other","chat":"http:alice","name":"x"})");
+  ASSERT_TRUE(conflict.ok());
+  EXPECT_EQ(conflict->status, 409);
+  auto bad = daemon->call("POST", "/groups", R"({"folder":"../etc","chat":"http:z"})");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400);
+  auto listed = daemon->json("GET", "/groups", 200);
+  EXPECT_EQ(listed.at("groups").as_array().size(), 1u);
+  daemon->json("PATCH", "/groups/family", 200, R"({"trigger":"@Bot"})");
+  EXPECT_EQ(daemon->json("GET", "/groups/family", 200).at("trigger"), "@Bot");
+  daemon->json("DELETE", "/groups/family", 200);
+  EXPECT_EQ(daemon->call("GET", "/groups/family")->status, 404);
+}
+
+}  // namespace
+}  // namespace sb::test
