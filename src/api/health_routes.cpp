@@ -1,6 +1,9 @@
 #include <boost/json/serialize.hpp>
 
 #include "api/routes.h"
+#include "core/dispatcher.h"
+#include "core/group_queue.h"
+#include "core/groups.h"
 #include "generated/version.h"
 
 namespace sb::api {
@@ -24,6 +27,14 @@ void add_health_routes(Router& router, ApiContext& ctx) {
       "switchboard_store_failed_writes", "Store writes that failed and were rolled back.",
       [&ctx] { return static_cast<double>(ctx.writer.stats().failed_writes); });
 
+  if (ctx.queue) {
+    ctx.metrics.computed_gauge("switchboard_agents_active", "Agent runs in progress.",
+                               [&ctx] { return static_cast<double>(ctx.queue->active_count()); });
+    ctx.metrics.computed_gauge(
+        "switchboard_agents_waiting", "Groups waiting for a free agent slot.",
+        [&ctx] { return static_cast<double>(ctx.queue->waiting_groups().size()); });
+  }
+
   router.add("GET", "/health", [&ctx](Request&) -> boost::asio::awaitable<Response> {
     json::object body;
     body["status"] = "ok";
@@ -39,6 +50,42 @@ void add_health_routes(Router& router, ApiContext& ctx) {
       body["status"] = "error";
       body["error"] = e.what();
       r.status = 503;
+    }
+    if (ctx.queue && ctx.dispatcher && ctx.groups) {
+      json::array runs;
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& run : ctx.dispatcher->active_runs()) {
+        runs.push_back(json::object{
+            {"group", run.group},
+            {"run_id", run.run_id},
+            {"kind", run.kind},
+            {"chat", run.chat},
+            {"results", run.results},
+            {"seconds",
+             std::chrono::duration_cast<std::chrono::seconds>(now - run.started).count()}});
+      }
+      json::array waiting;
+      for (const std::string& group : ctx.queue->waiting_groups())
+        waiting.push_back(json::value(group));
+      json::array groups;
+      for (const auto& status : ctx.queue->snapshot()) {
+        groups.push_back(json::object{
+            {"group", status.group},
+            {"active", status.active_kind ? json::value(core::to_string(*status.active_kind))
+                                          : json::value(nullptr)},
+            {"idle", status.idle},
+            {"pending_tasks", status.pending_tasks},
+            {"pending_messages", status.pending_messages},
+            {"waiting", status.waiting},
+            {"failures", status.failures},
+            {"retry_scheduled", status.retry_scheduled}});
+      }
+      body["agents"] = json::object{{"groups_registered", ctx.groups->all().size()},
+                                    {"active", ctx.queue->active_count()},
+                                    {"max_concurrent", ctx.queue->options().max_concurrent},
+                                    {"waiting", waiting},
+                                    {"runs", runs},
+                                    {"queue", groups}};
     }
     auto stats = ctx.writer.stats();
     body["store"] = {{"file", ctx.database_file.string()},

@@ -21,9 +21,10 @@ namespace json = boost::json;
 
 namespace {
 
-std::optional<Config> load(const CommonOptions& common) {
+std::optional<Config> load(const CommonOptions& common,
+                           ConfigPurpose purpose = ConfigPurpose::client) {
   if (!common.config_file) return Config{};
-  auto config = load_config(*common.config_file);
+  auto config = load_config(*common.config_file, purpose);
   if (!config) {
     std::cerr << "switchboard: " << config.error().message << '\n';
     return std::nullopt;
@@ -87,7 +88,7 @@ std::optional<HttpCall> api_call_for_cli(const ClientOptions& options, const Con
 }
 
 int run(const CommonOptions& common) {
-  auto config = load(common);
+  auto config = load(common, ConfigPurpose::daemon);
   if (!config) return kExitUsage;
   if (auto logging = setup_logging(config->log); !logging) {
     std::cerr << "switchboard: " << logging.error().message << '\n';
@@ -139,6 +140,20 @@ int status(const ClientOptions& options) {
     std::cout << "  store     " << json::value_to<std::string>(store.at("file")) << " ("
               << json::serialize(store.at("writes")) << " writes in "
               << json::serialize(store.at("commits")) << " commits since start)\n";
+  }
+  if (auto* a = h.if_contains("agents"); a && a->is_object()) {
+    const auto& agents = a->as_object();
+    std::cout << "  agents    " << json::serialize(agents.at("active")) << " running (at most "
+              << json::serialize(agents.at("max_concurrent")) << "), "
+              << agents.at("waiting").as_array().size() << " group(s) waiting, "
+              << json::serialize(agents.at("groups_registered")) << " group(s) registered\n";
+    for (const auto& run : agents.at("runs").as_array()) {
+      const auto& r = run.as_object();
+      std::cout << "            " << json::value_to<std::string>(r.at("group")) << ": "
+                << json::value_to<std::string>(r.at("kind")) << " run for "
+                << json::serialize(r.at("seconds")) << "s, " << json::serialize(r.at("results"))
+                << " result(s)\n";
+    }
   }
   if (h.contains("error")) std::cout << "  error     " << str("error") << '\n';
   return reply->status == 200 ? kExitOk : kExitFailure;

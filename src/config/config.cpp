@@ -123,7 +123,8 @@ bool is_ip_address(const std::string& host) {
 // Reads a TOML document into a Config, collecting every problem with its line.
 class Loader {
  public:
-  explicit Loader(std::string origin) : origin_(std::move(origin)) {}
+  Loader(std::string origin, ConfigPurpose purpose)
+      : origin_(std::move(origin)), purpose_(purpose) {}
 
   Result<Config> load(const toml::table& root) {
     Config config;
@@ -573,6 +574,11 @@ class Loader {
          }},
     };
     read_fields(*table, key + ".", fields);
+    const bool client = purpose_ == ConfigPurpose::client;
+    if (client && api_key_env && api_key_env->as_string() &&
+        !std::getenv(api_key_env->as_string()->get().c_str())) {
+      return;  // the client commands never use the model key
+    }
     read_secret(key + ".api_key", api_key, api_key_env, model.api_key, model.api_key_source);
   }
 
@@ -590,15 +596,17 @@ class Loader {
   }
 
   std::string origin_;
+  ConfigPurpose purpose_;
   std::vector<Problem> problems_;
 };
 
 }  // namespace
 
-Result<Config> parse_config(std::string_view toml_text, const std::string& origin) {
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin,
+                            ConfigPurpose purpose) {
   try {
     const toml::table root = toml::parse(toml_text, std::string_view(origin));
-    return Loader(origin).load(root);
+    return Loader(origin, purpose).load(root);
   } catch (const toml::parse_error& error) {
     return make_error(origin + ":" + std::to_string(error.source().begin.line) + ": " +
                       std::string(error.description()));
@@ -607,7 +615,7 @@ Result<Config> parse_config(std::string_view toml_text, const std::string& origi
   }
 }
 
-Result<Config> load_config(const std::filesystem::path& file) {
+Result<Config> load_config(const std::filesystem::path& file, ConfigPurpose purpose) {
   const auto cannot_read = [&](int error_number) {
     return make_error("cannot read config file " + file.string() + ": " +
                       std::generic_category().message(error_number));
@@ -622,7 +630,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
   const int read_error = std::ferror(stream) ? errno : 0;
   std::fclose(stream);
   if (read_error) return cannot_read(read_error);
-  return parse_config(text, file.string());
+  return parse_config(text, file.string(), purpose);
 }
 
 std::optional<HostPort> parse_host_port(std::string_view text) {

@@ -87,10 +87,16 @@ struct Config {
 // Every problem in the file is reported, one per line of the message, in file order; an
 // unreadable file gives "cannot read config file <path>: <reason>". Never throws. Reads the
 // environment (for `token_env`), so do not call it while another thread calls setenv.
-Result<Config> load_config(const std::filesystem::path& file);
+// `purpose` client: for the commands that only talk to the API (status, send, groups, ...):
+// a [model] api_key_env naming an unset variable is not an error there, since they never use
+// the model key (the daemon's service environment may hold it where a shell does not).
+enum class ConfigPurpose { daemon, client };
+Result<Config> load_config(const std::filesystem::path& file,
+                           ConfigPurpose purpose = ConfigPurpose::daemon);
 
 // The same, from TOML text (`origin` names it in errors). Used by load_config and tests.
-Result<Config> parse_config(std::string_view toml_text, const std::string& origin);
+Result<Config> parse_config(std::string_view toml_text, const std::string& origin,
+                            ConfigPurpose purpose = ConfigPurpose::daemon);
 
 // Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1). nullopt if malformed: no
 // port, a port outside 1..65535, an IPv6 address without brackets, a bracketed host that is

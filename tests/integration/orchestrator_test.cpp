@@ -279,7 +279,7 @@ TEST_F(Orchestrator, AMessageWithTheAgentWhenTheDaemonDiesIsDeliveredAfterTheRes
 
 TEST_F(Orchestrator, ARunThatFailsBeforeAnyOutputIsRolledBackAndRetried) {
   add_group("family", "http:alice", false, false);
-  post("http:alice", "failonce /workspace/group/failed-once\nreply second attempt");
+  post("http:alice", "once /workspace/group/failed-once exit 1\nreply second attempt");
   // The first run exits 1 without output; the queue retries after 5 s with the same
   // messages (the cursor was rolled back).
   auto got = replies("http:alice", 1, 20s);
@@ -287,6 +287,64 @@ TEST_F(Orchestrator, ARunThatFailsBeforeAnyOutputIsRolledBackAndRetried) {
   EXPECT_EQ(got[0], "second attempt");
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "data/groups/family/failed-once"));
   EXPECT_NE(daemon->log().find("failed before any output"), std::string::npos);
+}
+
+TEST_F(Orchestrator, ShutdownStopsAnAgentAfterTheGraceAndLosesNothing) {
+  add_group("family", "http:alice", false, false);
+  post("http:alice", "once /workspace/group/slow sleep 60000\nreply after the restart");
+  json::value health;
+  for (int i = 0; i < 200; ++i) {
+    health = daemon->json("GET", "/health", 200);
+    if (health.at("agents").at("active").as_int64() == 1) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(health.at("agents").at("active").as_int64(), 1) << json::serialize(health);
+  EXPECT_EQ(health.at("agents").at("runs").at(0).at("group"), "family");
+  EXPECT_EQ(health.at("agents").at("runs").at(0).at("kind"), "messages");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(daemon->terminate(), 0) << daemon->log();
+  // shutdown_grace 2 s for the agent to finish, then it is stopped.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_NE(daemon->log().find("still running after the grace period"), std::string::npos);
+  ASSERT_TRUE(daemon->start({"SB_E2E_MODEL_KEY=" + kModelKey})) << daemon->log();
+  auto got = replies("http:alice", 1);
+  ASSERT_EQ(got.size(), 1u) << daemon->log();
+  EXPECT_EQ(got[0], "after the restart");
+}
+
+TEST_F(Orchestrator, TheCliManagesGroupsAndTasks) {
+  const std::string config = daemon->config_file().string();
+  auto added = run_cli({"groups", "add", "family", "--config", config, "--chat", "http:alice",
+                        "--requires-trigger", "false"});
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_NE(added.out.find("family"), std::string::npos);
+  auto listed = run_cli({"groups", "list", "--config", config});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("http:alice"), std::string::npos) << listed.out;
+  auto taken = run_cli({"groups", "add", "other", "--config", config, "--chat", "http:alice"});
+  EXPECT_EQ(taken.exit_code, 2);
+  EXPECT_NE(taken.err.find("already belongs"), std::string::npos) << taken.err;
+
+  auto bad_cron = run_cli({"tasks", "add", "--config", config, "--group", "family", "--prompt",
+                           "reply x", "--cron", "0 25 * * *"});
+  EXPECT_EQ(bad_cron.exit_code, 2);
+  EXPECT_NE(bad_cron.err.find("hour"), std::string::npos) << bad_cron.err;
+  auto task = run_cli({"tasks", "add", "--config", config, "--group", "family", "--prompt",
+                       "reply x", "--interval", "3600000", "--json"});
+  ASSERT_EQ(task.exit_code, 0) << task.err;
+  const std::string id(json::parse(task.out).at("id").as_string());
+  auto paused = run_cli({"tasks", "pause", id, "--config", config});
+  EXPECT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_NE(paused.out.find("paused"), std::string::npos) << paused.out;
+  auto tasks = run_cli({"tasks", "list", "--config", config, "--group", "family"});
+  EXPECT_NE(tasks.out.find(id), std::string::npos) << tasks.out;
+  auto runs = run_cli({"tasks", "runs", id, "--config", config});
+  EXPECT_EQ(runs.exit_code, 0) << runs.err;
+  EXPECT_NE(runs.out.find("has not run yet"), std::string::npos) << runs.out;
+  auto status = run_cli({"status", "--config", config});
+  EXPECT_NE(status.out.find("group(s) registered"), std::string::npos) << status.out;
+  auto removed = run_cli({"groups", "remove", "family", "--config", config});
+  EXPECT_EQ(removed.exit_code, 0) << removed.err;
 }
 
 TEST_F(Orchestrator, GroupsAreManagedThroughTheApiWithClearErrors) {

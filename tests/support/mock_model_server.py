@@ -62,7 +62,8 @@ Optional fields of an answer entry:
 The log (--log) gets one JSON line per request, written before the answer:
     {"kind": "request", "method": "POST", "path": "/v1/messages",
      "headers": {"lower-case-name": "value", ...}, "body": <JSON or null>,
-     "raw_body": "<only when the body is not JSON>", "entry": <script index or null>}
+     "raw_body": "<only when the body is not JSON>", "entry": <script index or null>,
+     "t": <time.time() when the request had been read>}
 """
 
 import argparse
@@ -344,8 +345,8 @@ class Handler(BaseHTTPRequestHandler):
         return "anthropic" if self.path.split("?")[0] == "/v1/messages" else "openai"
 
     def record(self, body, raw, index):
-        record = {"kind": "request", "method": self.command, "path": self.path,
-                  "headers": {k.lower(): v for k, v in self.headers.items()},
+        record = {"kind": "request", "t": time.time(), "method": self.command,
+                  "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                   "body": body, "entry": index}
         if body is None and raw:
             record["raw_body"] = raw.decode("utf-8", "replace")

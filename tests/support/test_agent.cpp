@@ -24,8 +24,10 @@
 //   stderr <text>           prints <text> on stderr
 //   big <bytes>             prints that many bytes on stdout, unframed
 //   exit <code>             exits at once with <code>
-//   failonce <path>         if <path> does not exist: creates it and exits 1 without a
-//                           result; otherwise does nothing (a retry gets past it)
+//   started                 result: the agent's start time, microseconds since the epoch
+//                           (CLOCK_REALTIME, read first thing in main)
+//   once <path> <command>   if <path> does not exist: creates it and runs <command>;
+//                           otherwise does nothing (so a retry gets past it)
 //   hang                    ignores SIGTERM and input, sleeps forever
 //
 // A line may start with a trigger ("@Andy reply hi"); it is skipped. Anything else gives an
@@ -44,12 +46,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -73,6 +77,7 @@ namespace json = boost::json;
 
 json::object g_input;
 std::string g_session_id;
+std::int64_t g_started_us = 0;  // CLOCK_REALTIME at the start of main, for `started`
 
 void emit(bool success, const std::optional<std::string>& result,
           const std::optional<std::string>& error = std::nullopt) {
@@ -330,17 +335,19 @@ void run_line(std::string_view line) {
       left -= chunk.size();
     }
     std::cout.flush();
+  } else if (command == "started") {
+    reply(std::to_string(g_started_us));
   } else if (command == "exit") {
     std::cout.flush();
     std::cerr.flush();
     std::_Exit(std::atoi(args.c_str()));
-  } else if (command == "failonce") {
-    // The first run that sees this exits 1 without a result (and leaves the file behind),
-    // so the next run, a retry of the same messages, gets past it.
-    if (!std::filesystem::exists(args)) {
-      std::ofstream(args) << "failed once\n";
-      std::cout.flush();
-      std::_Exit(1);
+  } else if (command == "once") {
+    // Runs the rest of the line only if <path> does not exist yet (and creates it), so a
+    // retry or a later run of the same messages gets past it.
+    const auto [path, rest] = split_word(args);
+    if (!std::filesystem::exists(path)) {
+      std::ofstream(path) << "done once\n";
+      run_line(rest);
     }
   } else if (command == "hang") {
     ::signal(SIGTERM, SIG_IGN);
@@ -395,6 +402,9 @@ void run_text(std::string_view text) {
 }  // namespace
 
 int main() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  g_started_us = static_cast<std::int64_t>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1'000;
   const std::string stdin_text(std::istreambuf_iterator<char>(std::cin), {});
   boost::system::error_code ec;
   const json::value input = json::parse(stdin_text, ec);

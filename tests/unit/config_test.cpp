@@ -441,6 +441,15 @@ TEST(ConfigAgent, BadOrchestratorValuesNameKeyAndLine) {
   EXPECT_THAT(parse_error("[model]\ndaily_token_budget = -1"), HasSubstr("non-negative"));
 }
 
+TEST(ConfigAgent, ClientCommandsDoNotNeedTheModelKeyVariable) {
+  ScopedEnv env("UNSET_MODEL_KEY");
+  const std::string text = "[model]\napi_key_env = \"" + env.name() + "\"";
+  EXPECT_THAT(parse_error(text), HasSubstr("which is not set"));
+  auto client = parse_config(text, "t.toml", ConfigPurpose::client);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  EXPECT_EQ(client->model.api_key, "");
+}
+
 TEST(ConfigAgent, ModelKeyEnvReadsTheVariableAndNeverBoth) {
   ScopedEnv env("MODEL_KEY");
   env.set("sk-secret");
