@@ -137,17 +137,44 @@ std::optional<Dispatcher::Batch> Dispatcher::next_batch(const GroupRecord& group
   for (const std::string& chat : group.chats) {
     if (only_chat && chat != *only_chat) continue;
     const std::string chats[] = {chat};
-    std::vector<Message> pending = reader_.pending_messages(
-        chats, delivered(group.folder, chat), static_cast<int>(options_.max_batch_messages));
-    if (pending.empty()) continue;
     const GatingRules rules{.is_main = group.is_main, .requires_trigger = group.requires_trigger};
+    const auto limit = static_cast<int>(options_.max_batch_messages);
+    std::vector<Message> pending =
+        reader_.pending_messages(chats, delivered(group.folder, chat), limit);
     std::vector<Message> selected = messages_for_agent(pending, rules, matcher.value());
+    // A full page without a trigger: slide the context window so that a trigger further on
+    // is still seen; the oldest untriggered messages are no longer given as context.
+    for (int guard = 0;
+         selected.empty() && pending.size() >= static_cast<std::size_t>(limit) && guard < 1000;
+         ++guard) {
+      const Seq skip_to = pending[pending.size() / 2].id;
+      spdlog::info(
+          "group '{}': {} messages in {} without a trigger; the oldest are dropped from "
+          "the context",
+          group.folder, pending.size(), chat);
+      delivered_[cursor_map_key(group.folder, chat)] = skip_to;
+      auto save = [key = delivered_cursor_key(group.folder, chat),
+                   value = std::to_string(skip_to)](Store& store) { store.set_cursor(key, value); };
+      auto persist = [this, save]() -> boost::asio::awaitable<void> { co_await writer_.run(save); };
+      spawn(std::move(persist), "group '" + group.folder + "': sliding the context window");
+      pending = reader_.pending_messages(chats, skip_to, limit);
+      selected = messages_for_agent(pending, rules, matcher.value());
+    }
     if (selected.empty()) continue;
     if (!best || pending.front().id < best->messages.front().id) {
       best = Batch{chat, std::move(selected), pending.back().id};
     }
   }
   return best;
+}
+
+void Dispatcher::group_changed(const std::string& folder) {
+  // Cursors of a removed or re-registered group come from the store again.
+  const std::string prefix = folder + "\n";
+  for (auto it = delivered_.lower_bound(prefix);
+       it != delivered_.end() && it->first.starts_with(prefix);) {
+    it = delivered_.erase(it);
+  }
 }
 
 void Dispatcher::message_stored(const Message& message) {
@@ -186,10 +213,14 @@ void Dispatcher::pipe_to_running(const GroupRecord& group) {
                 batch->messages.size());
   // The in-memory cursor moves now, so a second message before the commit is not sent twice.
   delivered_[cursor_map_key(group.folder, batch->chat)] = batch->last;
-  auto persist = [this, folder = group.folder, chat = batch->chat,
-                  last = batch->last]() -> boost::asio::awaitable<void> {
-    co_await set_delivered(folder, chat, last);
+  std::vector<Seq> ids;
+  for (const Message& m : batch->messages) ids.push_back(m.id);
+  auto save = [key = delivered_cursor_key(group.folder, batch->chat),
+               value = std::to_string(batch->last), ids](Store& store) {
+    store.set_cursor(key, value);
+    for (Seq id : ids) store.set_status(id, MessageStatus::processing);
   };
+  auto persist = [this, save]() -> boost::asio::awaitable<void> { co_await writer_.run(save); };
   spawn(std::move(persist), "group '" + group.folder + "': saving the delivered cursor");
 }
 
@@ -521,14 +552,15 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
 boost::asio::awaitable<void> Dispatcher::send_reply(std::shared_ptr<ActiveRun> run,
                                                     std::string text) {
   const int index = ++run->replies;
-  co_await outbox_.enqueue_text(run->chat, text, run->run_id + ":" + std::to_string(index));
+  // One commit: the reply and "these messages are answered", so a crash cannot leave the
+  // messages looking unanswered (re-delivered, answered twice) after the reply was queued.
+  auto answered = [ids = run->message_ids](Store& store) {
+    for (Seq id : ids) store.set_status(id, MessageStatus::replied);
+  };
+  auto sending = outbox_.enqueue_text(run->chat, text, run->run_id + ":" + std::to_string(index),
+                                      std::move(answered));
+  co_await std::move(sending);
   replies_.inc();
-  if (!run->message_ids.empty()) {
-    auto mark = [ids = run->message_ids](Store& store) {
-      for (Seq id : ids) store.set_status(id, MessageStatus::replied);
-    };
-    co_await writer_.run(std::move(mark));
-  }
 }
 
 void Dispatcher::write_snapshots(const GroupRecord& group) {
@@ -592,7 +624,7 @@ void Dispatcher::record_usage(const std::string& group, const host::TokenUsage& 
   UsageRecord record;
   record.group_folder = group;
   auto run = runs_.find(group);
-  record.run_id = run != runs_.end() ? run->second->run_id : "";
+  record.run_id = run != runs_.end() ? run->second->run_id : "outside-a-run";
   record.model = usage.model;
   record.input_tokens = usage.input_tokens;
   record.output_tokens = usage.output_tokens;

@@ -70,6 +70,9 @@ class Dispatcher final : public QueueDriver {
   // The queue is built with this dispatcher as its driver; attach it before anything runs.
   void attach_queue(GroupQueue& queue) { queue_ = &queue; }
 
+  // A group was saved or removed: forget what is cached about it.
+  void group_changed(const std::string& folder);
+
   // A message was committed. Cheap; never blocks.
   void message_stored(const Message& message);
 

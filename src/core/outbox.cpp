@@ -42,7 +42,8 @@ void Outbox::wake() {
 }
 
 boost::asio::awaitable<OutboxItem> Outbox::enqueue_text(std::string chat, std::string text,
-                                                        std::string key) {
+                                                        std::string key,
+                                                        std::function<void(Store&)> also) {
   OutboxItem item;
   item.idempotency_key = std::move(key);
   const auto parsed = parse_chat_id(chat);
@@ -50,7 +51,11 @@ boost::asio::awaitable<OutboxItem> Outbox::enqueue_text(std::string chat, std::s
   item.chat_jid = std::move(chat);
   item.kind = "text";
   item.payload_json = boost::json::serialize(boost::json::object{{"text", text}});
-  auto add = [item](Store& store) { return store.enqueue_outbox(item).first; };
+  auto add = [item, also = std::move(also)](Store& store) {
+    OutboxItem stored = store.enqueue_outbox(item).first;
+    if (also) also(store);
+    return stored;
+  };
   OutboxItem stored = co_await writer_.run(std::move(add));
   wake();
   co_return stored;

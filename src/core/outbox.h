@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -37,9 +38,11 @@ class Outbox {
   void add_channel(channels::Channel& channel);
 
   // Stores a text message for `chat` (durably) and wakes the worker. A repeated `key`
-  // returns the row stored the first time and sends nothing again.
+  // returns the row stored the first time and sends nothing again. `also` runs in the same
+  // commit (so that, say, marking the answered messages cannot be lost apart from it).
   boost::asio::awaitable<OutboxItem> enqueue_text(std::string chat, std::string text,
-                                                  std::string key);
+                                                  std::string key,
+                                                  std::function<void(Store&)> also = {});
 
   // Requeues rows left "sending" and starts the worker loop.
   boost::asio::awaitable<void> start();

@@ -243,8 +243,21 @@ int run_daemon(const Config& config) {
                     watching.error().message);
     }
   };
-  groups.on_saved = [&watch](const GroupRecord& group) { watch(group.folder); };
-  groups.on_removed = [&ipc](const std::string& folder) { ipc.unwatch_group(folder); };
+  groups.on_saved = [&watch, &dispatcher](const GroupRecord& group) {
+    dispatcher.group_changed(group.folder);
+    watch(group.folder);
+  };
+  groups.on_removed = [&ipc, &dispatcher](const std::string& folder) {
+    dispatcher.group_changed(folder);
+    ipc.unwatch_group(folder);
+  };
+  metrics.computed_gauge("switchboard_ipc_processed", "IPC requests carried out.",
+                         [&ipc] { return static_cast<double>(ipc.counters().processed); });
+  metrics.computed_gauge("switchboard_ipc_refused", "IPC requests refused (not authorized).",
+                         [&ipc] { return static_cast<double>(ipc.counters().refused); });
+  metrics.computed_gauge("switchboard_ipc_errors",
+                         "IPC files that could not be parsed or carried out (moved to errors/).",
+                         [&ipc] { return static_cast<double>(ipc.counters().errors); });
 
   api::ApiContext context{*reader, writer, metrics, db_file, started};
   context.groups = &groups;
