@@ -510,8 +510,11 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
 
   // Results arrive on the event loop while run() is suspended.
   std::shared_ptr<ActiveRun> shared = runs_.count(group.folder) ? runs_[group.folder] : nullptr;
-  auto on_result = [this, shared, folder = group.folder,
+  // Weak: the callback lives inside the AgentRun that the ActiveRun owns.
+  std::weak_ptr<ActiveRun> weak = shared;
+  auto on_result = [this, weak, folder = group.folder,
                     isolated = run.isolated](const sandbox::AgentResult& result) {
+    std::shared_ptr<ActiveRun> shared = weak.lock();
     if (!shared) return;
     ++shared->results;
     if (result.new_session_id && !isolated) {
@@ -541,6 +544,7 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
   run.agent = std::make_unique<sandbox::AgentRun>(executor_, std::move(spec), on_result);
   const auto started = std::chrono::steady_clock::now();
   sandbox::RunOutcome outcome = co_await run.agent->run();
+  run.agent.reset();  // the process is reaped; nothing may reach it any more
   run_seconds_.observe(std::chrono::steady_clock::now() - started);
   proxy_.close(group.folder);
   spdlog::info("group '{}': run {} ended: {} after {} ms, {} result(s){}", group.folder, run.run_id,
