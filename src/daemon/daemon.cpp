@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 
 #include "api/http_server.h"
 #include "api/routes.h"
@@ -24,6 +25,7 @@
 #include "host/model_proxy.h"
 #include "sandbox/agent_runner.h"
 #include "sandbox/mount_allowlist.h"
+#include "sandbox/process.h"
 #include "sandbox/sandbox_command.h"
 #include "store/write_queue.h"
 
@@ -47,13 +49,35 @@ bool is_inside(const std::filesystem::path& path, const std::filesystem::path& d
   return d_end == d.end();
 }
 
-// The sandbox runtime from [agent] runtime; "auto" picks what this machine has.
+// The sandbox runtime from [agent] runtime; "auto" picks what this machine has. bwrap on
+// PATH is taken at once, without the trial sandbox detect_runtime() starts (tens of ms):
+// start-up stays fast and check_bwrap() tries it in the background.
 std::optional<sandbox::Runtime> choose_runtime(const AgentConfig& agent) {
   if (agent.runtime != "auto") {
     auto runtime = sandbox::parse_runtime(agent.runtime);  // the config loader checked it
     return runtime ? std::optional(runtime.value()) : std::nullopt;
   }
+  if (sandbox::find_executable("bwrap")) return sandbox::Runtime::bwrap;
   return sandbox::detect_runtime();
+}
+
+// Starts a trial sandbox and logs loudly if bwrap cannot create one here (no user
+// namespaces, for instance): every agent run would fail the same way.
+void check_bwrap() {
+  sandbox::SandboxSpec probe;
+  probe.argv = {"true"};
+  auto trial = sandbox::run_captured(sandbox::sandbox_argv(sandbox::Runtime::bwrap, probe), {},
+                                     4096, std::chrono::seconds(10));
+  if (!trial) {
+    spdlog::error("bwrap cannot start: {}; agent runs will fail", trial.error().message);
+  } else if (trial->status.exit_code != 0) {
+    spdlog::error(
+        "bwrap cannot create a sandbox here ({}): {}; agent runs will fail until that "
+        "is fixed (user namespaces must be allowed), or set [agent] runtime",
+        sandbox::describe(trial->status), trial->err);
+  } else {
+    spdlog::debug("bwrap trial sandbox: ok");
+  }
 }
 
 // Where the proxy forwards to when [model] base_url is not set.
@@ -330,6 +354,8 @@ int run_daemon(const Config& config) {
                sandbox::to_string(*runtime), groups.all().size());
   if (config.api.token.empty()) spdlog::info("api: no token configured; loopback only");
   systemd_notify("READY=1");
+  std::jthread bwrap_check;
+  if (*runtime == sandbox::Runtime::bwrap) bwrap_check = std::jthread(check_bwrap);
 
   io.run();
 
