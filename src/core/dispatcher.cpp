@@ -9,8 +9,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
-#include <random>
 
+#include "common/async.h"
+#include "common/ids.h"
 #include "common/time.h"
 #include "core/formatting.h"
 #include "host/ipc_files.h"
@@ -21,15 +22,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr int kMaxChatsListed = 500;
-
-std::string new_run_id() {
-  static std::mt19937_64 random{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "run-";
-  std::uint64_t bits = random();
-  for (int i = 0; i < 12; ++i, bits >>= 4) id += kHex[bits & 15];
-  return id;
-}
 
 std::string cursor_map_key(std::string_view folder, std::string_view chat) {
   return std::string(folder) + "\n" + std::string(chat);
@@ -96,15 +88,19 @@ Dispatcher::Dispatcher(boost::asio::any_io_executor executor, Store& reader, Wri
 
 Dispatcher::~Dispatcher() = default;
 
+std::shared_ptr<Dispatcher::ActiveRun> Dispatcher::new_run(const GroupRecord& group,
+                                                           std::string kind, std::string chat) {
+  auto run = std::make_shared<ActiveRun>();
+  run->folder = group.folder;
+  run->run_id = random_id("run");
+  run->kind = std::move(kind);
+  run->chat = std::move(chat);
+  run->is_main = group.is_main;
+  return run;
+}
+
 void Dispatcher::spawn(std::function<boost::asio::awaitable<void>()> work, std::string what) {
-  boost::asio::co_spawn(executor_, std::move(work), [what](std::exception_ptr error) {
-    if (!error) return;
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      spdlog::error("{}: {}", what, e.what());
-    }
-  });
+  boost::asio::co_spawn(executor_, std::move(work), log_failure(std::move(what)));
 }
 
 Seq Dispatcher::delivered(const std::string& folder, const std::string& chat) {
@@ -285,12 +281,7 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
     co_return;
   }
   const GroupRecord group = *found;
-  auto run = std::make_shared<ActiveRun>();
-  run->folder = folder;
-  run->run_id = new_run_id();
-  run->kind = "messages";
-  run->chat = batch->chat;
-  run->is_main = group.is_main;
+  auto run = new_run(group, "messages", batch->chat);
   for (const Message& m : batch->messages) run->message_ids.push_back(m.id);
 
   const Seq previous = delivered(folder, batch->chat);
@@ -372,12 +363,7 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
     co_return;
   }
   const GroupRecord group = *found;
-  auto run = std::make_shared<ActiveRun>();
-  run->folder = folder;
-  run->run_id = new_run_id();
-  run->kind = "task";
-  run->chat = task->chat_jid;
-  run->is_main = group.is_main;
+  auto run = new_run(group, "task", task->chat_jid);
   run->task_run = true;
   run->isolated = task->context_mode == ContextMode::isolated;
   const SysTime started = now_utc();
@@ -705,7 +691,7 @@ boost::asio::awaitable<Result<void>> Dispatcher::handle_ipc(const host::IpcSourc
   if (const auto* message = std::get_if<host::SendMessageRequest>(&request)) {
     static std::uint64_t counter = 0;
     const std::string key =
-        "ipc:" + source.folder + ":" + new_run_id() + ":" + std::to_string(++counter);
+        "ipc:" + source.folder + ":" + random_id("run") + ":" + std::to_string(++counter);
     auto sending = outbox_.enqueue_text(message->chat_jid, message->text, key);
     co_await std::move(sending);
     replies_.inc();

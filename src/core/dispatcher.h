@@ -116,6 +116,8 @@ class Dispatcher final : public QueueDriver {
 
  private:
   struct ActiveRun;
+  static std::shared_ptr<ActiveRun> new_run(const GroupRecord& group, std::string kind,
+                                            std::string chat);
   boost::asio::awaitable<void> run_messages(std::string folder);
   boost::asio::awaitable<void> run_task(std::string folder, std::string task_id);
   // Runs the agent for `run`; results go to run.chat. Returns the runner's outcome.

@@ -225,6 +225,24 @@ std::optional<GroupRegistry::Failure> GroupRegistry::check(const GroupRecord& gr
   return std::nullopt;
 }
 
+boost::asio::awaitable<std::variant<GroupRecord, GroupRegistry::Failure>> GroupRegistry::write(
+    GroupRecord group, std::vector<std::string> new_chats) {
+  auto save = [group, new_chats](Store& store) {
+    store.put_group(group);
+    // New chats start after the newest message: registering does not replay history.
+    const std::string latest = std::to_string(store.latest_seq());
+    for (const std::string& chat : new_chats) {
+      store.set_cursor(delivered_cursor_key(group.folder, chat), latest);
+    }
+    return *store.group(group.folder);
+  };
+  try {
+    co_return co_await writer_.run(std::move(save));
+  } catch (const std::invalid_argument& e) {
+    co_return Failure{e.what(), true};  // the store's own check: a chat or main taken
+  }
+}
+
 boost::asio::awaitable<std::variant<GroupRecord, GroupRegistry::Failure>> GroupRegistry::create(
     GroupChange change) {
   GroupRecord group;
@@ -240,21 +258,9 @@ boost::asio::awaitable<std::variant<GroupRecord, GroupRegistry::Failure>> GroupR
   }
   if (auto failure = check(group)) co_return *failure;
   ensure_folders(group);
-  auto save = [group](Store& store) {
-    store.put_group(group);
-    // New chats start after the newest message: registering does not replay history.
-    const std::string latest = std::to_string(store.latest_seq());
-    for (const std::string& chat : group.chats) {
-      store.set_cursor(delivered_cursor_key(group.folder, chat), latest);
-    }
-    return *store.group(group.folder);
-  };
-  GroupRecord saved;
-  try {
-    saved = co_await writer_.run(std::move(save));
-  } catch (const std::invalid_argument& e) {
-    co_return Failure{e.what(), true};
-  }
+  auto stored = co_await write(group, group.chats);
+  if (auto* failure = std::get_if<Failure>(&stored)) co_return *failure;
+  GroupRecord saved = std::get<GroupRecord>(std::move(stored));
   remember(saved);
   spdlog::info("group '{}' registered ({} chat{}{})", saved.folder, saved.chats.size(),
                saved.chats.size() == 1 ? "" : "s", saved.is_main ? ", main" : "");
@@ -281,21 +287,11 @@ boost::asio::awaitable<std::variant<GroupRecord, GroupRegistry::Failure>> GroupR
   for (const std::string& chat : group.chats) {
     if (std::ranges::find(current->chats, chat) == current->chats.end()) added.push_back(chat);
   }
-  auto save = [group, added](Store& store) {
-    store.put_group(group);
-    const std::string latest = std::to_string(store.latest_seq());
-    for (const std::string& chat : added) {
-      store.set_cursor(delivered_cursor_key(group.folder, chat), latest);
-    }
-    return *store.group(group.folder);
-  };
-  GroupRecord saved;
-  try {
-    saved = co_await writer_.run(std::move(save));
-  } catch (const std::invalid_argument& e) {
-    co_return Failure{e.what(), true};
-  }
-  for (const std::string& chat : current->chats) chat_to_folder_.erase(chat);
+  const std::vector<std::string> old_chats = current->chats;  // `current` may change meanwhile
+  auto stored = co_await write(group, added);
+  if (auto* failure = std::get_if<Failure>(&stored)) co_return *failure;
+  GroupRecord saved = std::get<GroupRecord>(std::move(stored));
+  for (const std::string& chat : old_chats) chat_to_folder_.erase(chat);
   remember(saved);
   spdlog::info("group '{}' updated", saved.folder);
   if (on_saved) on_saved(saved);

@@ -107,6 +107,9 @@ class GroupRegistry {
 
  private:
   std::optional<Failure> check(const GroupRecord& group) const;
+  // Stores the group and starts the cursors of `new_chats` at the newest message.
+  boost::asio::awaitable<std::variant<GroupRecord, Failure>> write(
+      GroupRecord group, std::vector<std::string> new_chats);
   void ensure_folders(const GroupRecord& group) const;
   void remember(GroupRecord group);
 

@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/async.h"
 #include "common/time.h"
 
 namespace sb::core {
@@ -69,14 +70,7 @@ boost::asio::awaitable<void> Outbox::start() {
                  requeued);
   }
   auto run = [this]() -> boost::asio::awaitable<void> { co_await loop(); };
-  boost::asio::co_spawn(executor_, std::move(run), [](std::exception_ptr error) {
-    if (!error) return;
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      spdlog::critical("outbox worker stopped: {}", e.what());
-    }
-  });
+  boost::asio::co_spawn(executor_, std::move(run), log_failure("outbox worker stopped"));
 }
 
 void Outbox::stop() {

@@ -4,8 +4,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <random>
 
+#include "common/async.h"
+#include "common/ids.h"
 #include "common/time.h"
 
 namespace sb::core {
@@ -16,15 +17,6 @@ constexpr int kDueBatch = 100;
 // The timer re-reads the wall clock at least this often, so a clock step (NTP, suspend)
 // delays a task by at most this much.
 constexpr auto kMaxSleep = std::chrono::minutes(30);
-
-std::string new_task_id() {
-  static std::mt19937_64 random{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "task-";
-  std::uint64_t bits = random();
-  for (int i = 0; i < 12; ++i, bits >>= 4) id += kHex[bits & 15];
-  return id;
-}
 
 }  // namespace
 
@@ -74,14 +66,7 @@ void Scheduler::refresh() {
   auto on_timer = [this, generation = generation_](const boost::system::error_code& ec) {
     if (ec || stopped_ || generation != generation_) return;
     auto run = [this]() -> boost::asio::awaitable<void> { co_await fire(); };
-    boost::asio::co_spawn(executor_, std::move(run), [](std::exception_ptr error) {
-      if (!error) return;
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        spdlog::error("scheduler: {}", e.what());
-      }
-    });
+    boost::asio::co_spawn(executor_, std::move(run), log_failure("scheduler"));
   };
   timer_.async_wait(std::move(on_timer));
 }
@@ -131,7 +116,7 @@ boost::asio::awaitable<Result<TaskRecord>> Scheduler::add(NewTask request) {
     co_return make_error("'" + request.chat_jid + "' is not a chat id (<channel>:<address>)");
   }
   TaskRecord task;
-  task.id = new_task_id();
+  task.id = random_id("task");
   task.group_folder = request.group_folder;
   task.chat_jid = request.chat_jid;
   task.prompt = std::move(request.prompt);

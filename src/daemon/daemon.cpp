@@ -12,6 +12,7 @@
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "channels/http/http_channel.h"
+#include "common/async.h"
 #include "core/dispatcher.h"
 #include "core/group_queue.h"
 #include "core/groups.h"
@@ -83,15 +84,6 @@ void check_bwrap() {
 // Where the proxy forwards to when [model] base_url is not set.
 std::string default_base_url(const std::string& provider) {
   return provider == "openai" ? "https://api.openai.com" : "https://api.anthropic.com";
-}
-
-void log_exception(const char* what, std::exception_ptr error) {
-  if (!error) return;
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: {}", what, e.what());
-  }
 }
 
 }  // namespace
@@ -321,8 +313,7 @@ int run_daemon(const Config& config) {
       proxy.stop();
       signals.cancel();
     };
-    boost::asio::co_spawn(io, std::move(shutdown),
-                          [](std::exception_ptr e) { log_exception("shutdown", e); });
+    boost::asio::co_spawn(io, std::move(shutdown), log_failure("shutdown"));
   });
   auto endpoint = server.listen();
   if (!endpoint) {
@@ -340,8 +331,7 @@ int run_daemon(const Config& config) {
     co_await scheduler.start();
     co_await dispatcher.recover();
   };
-  boost::asio::co_spawn(io, std::move(start_orchestrator),
-                        [](std::exception_ptr e) { log_exception("start-up", e); });
+  boost::asio::co_spawn(io, std::move(start_orchestrator), log_failure("start-up"));
 
   const auto ready_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - started)
