@@ -67,7 +67,7 @@ Result<void> ensure_real_directory(const fs::path& dir) {
 
 }  // namespace
 
-Result<void> write_file_atomically(const fs::path& file, std::string_view content) {
+Result<void> write_file_atomically(const fs::path& file, std::string_view content, bool durable) {
   const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   const std::string name = file.filename().string();
   if (name.empty() || name == "." || name == "..") {
@@ -93,7 +93,7 @@ Result<void> write_file_atomically(const fs::path& file, std::string_view conten
   int error = write_all(fd, content);
   std::string_view failed_step = "cannot write";
   fs::path failed_path = dir / temp;
-  if (error == 0 && ::fsync(fd) != 0) {
+  if (error == 0 && durable && ::fsync(fd) != 0) {
     error = errno;
     failed_step = "cannot fsync";
   }
@@ -193,7 +193,8 @@ Result<void> write_snapshot(const fs::path& ipc_root, std::string_view folder,
     return make_error("cannot write snapshot: '" + std::string(name) +
                       "' is not a plain file name");
   }
-  return write_file_atomically(ipc_root / folder / name, json_text);
+  // Rewritten before every run: a snapshot lost to a power cut is simply written again.
+  return write_file_atomically(ipc_root / folder / name, json_text, /*durable=*/false);
 }
 
 }  // namespace sb::host

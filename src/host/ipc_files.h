@@ -32,11 +32,14 @@ inline constexpr std::string_view kCurrentTasksSnapshot = "current_tasks.json";
 inline constexpr std::string_view kAvailableGroupsSnapshot = "available_groups.json";
 
 // Writes `content` to `file` atomically: creates the parent directories, writes a temporary
-// `.<name>.tmp-<random>` beside it, fsyncs it and renames it over `file`. The parent
+// `.<name>.tmp-<random>` beside it, fsyncs it (unless `durable` is false: for files that are
+// rewritten before every use, where the rename's atomicity is all that matters) and renames
+// it over `file`. The parent
 // directory itself must not be a symlink (an agent could plant one in its IPC directory);
 // that is an error. On failure the temporary is removed and the error names the path and the
 // system's reason; `file` is then untouched (it keeps its old content if it had one).
-Result<void> write_file_atomically(const std::filesystem::path& file, std::string_view content);
+Result<void> write_file_atomically(const std::filesystem::path& file, std::string_view content,
+                                   bool durable = true);
 
 // A unique file name that sorts in creation order within this process:
 // `<epoch-ms, 13 digits>-<counter, 6 digits>-<8 random hex digits>.json`. Names from other
