@@ -23,6 +23,7 @@
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -280,13 +281,6 @@ struct ModelProxy::Impl {
         sink(std::move(s)),
         budget(std::move(b)),
         upstream(parse_base_url(options.base_url)) {
-    beast::error_code ec;
-    tls.set_default_verify_paths(ec);
-    if (ec) {
-      // Every https upstream will then fail its certificate check, with a 502 saying so.
-      spdlog::warn("model proxy: cannot load the system's trusted certificates: {}", ec.message());
-    }
-    tls.set_verify_mode(ssl::verify_peer);
     if (upstream) {
       const auto& u = upstream.value();
       upstream_name = std::string(u.tls ? "https://" : "http://") +
@@ -305,7 +299,23 @@ struct ModelProxy::Impl {
   Result<UpstreamUrl> upstream;
   std::string upstream_name;  // scheme://host:port, for messages
   std::string host_header;
-  ssl::context tls{ssl::context::tls_client};
+  // Made on the first https request: loading the system's trusted certificates costs tens of
+  // milliseconds and megabytes, which start-up (and local http models) should not pay.
+  std::optional<ssl::context> tls_context;
+  ssl::context& tls() {
+    if (!tls_context) {
+      tls_context.emplace(ssl::context::tls_client);
+      beast::error_code ec;
+      tls_context->set_default_verify_paths(ec);
+      if (ec) {
+        // Every https upstream will then fail its certificate check, with a 502 saying so.
+        spdlog::warn("model proxy: cannot load the system's trusted certificates: {}",
+                     ec.message());
+      }
+      tls_context->set_verify_mode(ssl::verify_peer);
+    }
+    return *tls_context;
+  }
   std::map<std::string, std::shared_ptr<Listener>> listeners;
   std::set<std::shared_ptr<Connection>> connections;
   bool stopped = false;
@@ -553,7 +563,7 @@ asio::awaitable<Outcome> ModelProxy::Impl::forward(std::shared_ptr<Impl> self, C
     co_return co_await std::move(reply);
   }
 
-  beast::ssl_stream<beast::tcp_stream> upstream(self->executor, self->tls);
+  beast::ssl_stream<beast::tcp_stream> upstream(self->executor, self->tls());
   auto& lowest = beast::get_lowest_layer(upstream);
   UpstreamGuard guard(c, lowest);
   beast::error_code address_ec;
