@@ -30,10 +30,7 @@ json::object group_json(const GroupRecord& group, const core::GroupRegistry& reg
 }
 
 Response json_response(int status, const json::value& body) {
-  Response r;
-  r.status = status;
-  r.body = json::serialize(body);
-  return r;
+  return api::json_response(status, json::serialize(body));
 }
 
 // Reads the fields of a POST or PATCH body into a change; the error names the field.

@@ -29,4 +29,7 @@ struct Response {
 // {"error": message} with the given status.
 Response error_response(int status, const std::string& message);
 
+// A JSON body (already serialized) with the given status.
+Response json_response(int status, std::string body);
+
 }  // namespace sb::api

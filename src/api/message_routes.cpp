@@ -17,13 +17,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kMaxWait{120'000};
 
-Response json_response(int status, std::string body) {
-  Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
 Response message_response(int status, const Message& message) {
   std::string body;
   append_message_json(body, message);

@@ -28,6 +28,13 @@ bool is_capture(std::string_view segment) {
 
 }  // namespace
 
+Response json_response(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 Response error_response(int status, const std::string& message) {
   Response r;
   r.status = status;

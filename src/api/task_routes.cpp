@@ -39,10 +39,7 @@ json::object totals_json(const UsageTotals& totals) {
 }
 
 Response json_response(int status, const json::value& body) {
-  Response r;
-  r.status = status;
-  r.body = json::serialize(body);
-  return r;
+  return api::json_response(status, json::serialize(body));
 }
 
 int limit_from(const Request& request, int fallback) {

@@ -49,13 +49,11 @@ struct Dispatcher::ActiveRun {
   std::string run_id;
   std::string kind;
   std::string chat;
-  bool is_main = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::unique_ptr<sandbox::AgentRun> agent;
   int results = 0;
   int replies = 0;           // numbers the replies: their outbox keys are "<run_id>:<n>"
   bool output_sent = false;  // a reply went to the outbox: never roll back from here on
-  bool task_run = false;
   bool isolated = false;
   std::optional<std::string> last_result;
   std::optional<std::string> last_error;
@@ -95,7 +93,6 @@ std::shared_ptr<Dispatcher::ActiveRun> Dispatcher::new_run(const GroupRecord& gr
   run->run_id = random_id("run");
   run->kind = std::move(kind);
   run->chat = std::move(chat);
-  run->is_main = group.is_main;
   return run;
 }
 
@@ -306,7 +303,7 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
     const auto session = reader_.session(folder);
     runs_[folder] = run;
     const sandbox::RunOutcome outcome =
-        co_await run_agent(*run, group, format_messages(batch->messages), session, false);
+        co_await run_agent(run, group, format_messages(batch->messages), session);
     ok = outcome.success;
     if (!ok) {
       runs_failed_.inc();
@@ -342,7 +339,7 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
     if (!run->output_sent) delivered_[cursor_map_key(folder, batch->chat)] = previous;
     ok = run->output_sent;
   }
-  runs_.erase(folder);
+  end_run(folder);
   queue_->finished(folder, ok);
 }
 
@@ -356,15 +353,14 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
         store.set_task_status(task_id, TaskStatus::cancelled);
       };
       co_await writer_.run(std::move(cancel));
-    } else if (task && task->status == TaskStatus::active && stopping_) {
-      // Claimed but not run: the next start-up runs it (Scheduler::start).
     }
+    // A task claimed but not run because the daemon is stopping runs at the next start-up
+    // (Scheduler::start).
     queue_->finished(folder, true);
     co_return;
   }
   const GroupRecord group = *found;
   auto run = new_run(group, "task", task->chat_jid);
-  run->task_run = true;
   run->isolated = task->context_mode == ContextMode::isolated;
   const SysTime started = now_utc();
   bool ok = false;
@@ -376,15 +372,14 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
       std::optional<std::string> session;
       if (!run->isolated) session = reader_.session(folder);
       runs_[folder] = run;
-      const sandbox::RunOutcome outcome =
-          co_await run_agent(*run, group, task->prompt, session, true);
+      const sandbox::RunOutcome outcome = co_await run_agent(run, group, task->prompt, session);
       ok = outcome.success;
       if (!ok) error = outcome.error.empty() ? run->last_error : outcome.error;
     }
   } catch (const std::exception& e) {
     error = e.what();
   }
-  runs_.erase(folder);
+  end_run(folder);
   if (!ok) runs_failed_.inc();
   co_await scheduler_.finish_run(*task, started, ok, run->last_result, error);
   queue_->finished(folder, ok);
@@ -454,8 +449,9 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
 }
 
 boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
-    ActiveRun& run, const GroupRecord& group, std::string prompt,
-    std::optional<std::string> session, bool scheduled) {
+    std::shared_ptr<ActiveRun> shared, const GroupRecord& group, std::string prompt,
+    std::optional<std::string> session) {
+  ActiveRun& run = *shared;
   auto settings = parse_group_settings(group.agent_config_json);
   if (!settings) {
     sandbox::RunOutcome failed;
@@ -476,7 +472,7 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
                      {"groupFolder", group.folder},
                      {"chatJid", run.chat},
                      {"isMain", group.is_main},
-                     {"isScheduledTask", scheduled},
+                     {"isScheduledTask", run.kind == "task"},
                      {"assistantName", options_.assistant_name},
                      {"runId", run.run_id}};
   if (session) input["sessionId"] = *session;
@@ -495,7 +491,6 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
                run.kind, run.run_id, prompt.size(), session.value_or("new"));
 
   // Results arrive on the event loop while run() is suspended.
-  std::shared_ptr<ActiveRun> shared = runs_.count(group.folder) ? runs_[group.folder] : nullptr;
   // Weak: the callback lives inside the AgentRun that the ActiveRun owns.
   std::weak_ptr<ActiveRun> weak = shared;
   auto on_result = [this, weak, folder = group.folder,
@@ -639,6 +634,11 @@ std::optional<std::string> Dispatcher::budget_refusal(const std::string& folder)
          " tokens) is used up; I can answer again after 00:00 UTC.";
 }
 
+void Dispatcher::end_run(const std::string& folder) {
+  runs_.erase(folder);
+  if (run_ended_) run_ended_->cancel();
+}
+
 std::vector<Dispatcher::RunInfo> Dispatcher::active_runs() const {
   std::vector<RunInfo> out;
   for (const auto& [folder, run] : runs_) {
@@ -656,22 +656,25 @@ boost::asio::awaitable<void> Dispatcher::shutdown(std::chrono::milliseconds grac
   for (auto& [folder, run] : runs_) {
     if (run->agent) run->agent->request_close();
   }
-  const auto deadline = std::chrono::steady_clock::now() + grace;
+  // end_run() cancels the timer, so each ended run wakes this loop (no polling).
   boost::asio::steady_timer timer(executor_);
-  while (!runs_.empty() && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_after(std::chrono::milliseconds(20));
-    boost::system::error_code ec;
-    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-  }
+  run_ended_ = &timer;
+  auto wait_for_runs =
+      [&](std::chrono::steady_clock::time_point until) -> boost::asio::awaitable<void> {
+    while (!runs_.empty() && std::chrono::steady_clock::now() < until) {
+      timer.expires_at(until);
+      boost::system::error_code ec;
+      co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+  };
+  co_await wait_for_runs(std::chrono::steady_clock::now() + grace);
   for (auto& [folder, run] : runs_) {
     spdlog::warn("group '{}': agent still running after the grace period; stopping it", folder);
     if (run->agent) run->agent->stop();
   }
-  while (!runs_.empty()) {
-    timer.expires_after(std::chrono::milliseconds(20));
-    boost::system::error_code ec;
-    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-  }
+  // Stopped agents are killed after [agent] kill_grace; their runs then end.
+  co_await wait_for_runs(std::chrono::steady_clock::now() + std::chrono::hours(24));
+  run_ended_ = nullptr;
 }
 
 }  // namespace sb::core

@@ -19,6 +19,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -121,11 +122,13 @@ class Dispatcher final : public QueueDriver {
   boost::asio::awaitable<void> run_messages(std::string folder);
   boost::asio::awaitable<void> run_task(std::string folder, std::string task_id);
   // Runs the agent for `run`; results go to run.chat. Returns the runner's outcome.
-  boost::asio::awaitable<sandbox::RunOutcome> run_agent(ActiveRun& run, const GroupRecord& group,
+  boost::asio::awaitable<sandbox::RunOutcome> run_agent(std::shared_ptr<ActiveRun> run,
+                                                        const GroupRecord& group,
                                                         std::string prompt,
-                                                        std::optional<std::string> session,
-                                                        bool scheduled);
+                                                        std::optional<std::string> session);
   boost::asio::awaitable<void> send_reply(std::shared_ptr<ActiveRun> run, std::string text);
+  // Forgets a finished run and wakes shutdown() if it waits for runs to end.
+  void end_run(const std::string& folder);
   // The chat of `group` whose oldest undelivered message is oldest, with what to deliver
   // (gated by the trigger rules); nullopt when nothing should run.
   struct Batch {
@@ -151,6 +154,7 @@ class Dispatcher final : public QueueDriver {
   DispatcherOptions options_;
   GroupQueue* queue_ = nullptr;
   bool stopping_ = false;
+  boost::asio::steady_timer* run_ended_ = nullptr;  // shutdown()'s timer while it waits
   std::map<std::string, std::shared_ptr<ActiveRun>, std::less<>> runs_;
   // In-memory delivered cursors, "folder\nchat" → seq; the store holds the durable copy.
   std::map<std::string, Seq, std::less<>> delivered_;
