@@ -106,6 +106,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  auto* agent_cmd = app.add_subcommand(
+      "agent", "The built-in agent (run by the daemon in a sandbox; reads its input on stdin)");
+  auto* mcp_cmd = app.add_subcommand(
+      "mcp", "A stdio MCP server with switchboard's tools, for agents built on other SDKs");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -117,6 +122,8 @@ int main(int argc, char** argv) {
 
   client.common = common;
   if (*run_cmd) return run(common);
+  if (*agent_cmd) return agent();
+  if (*mcp_cmd) return mcp();
   if (*status_cmd) return status(client);
   if (*send_cmd) {
     send_opts.client = client;

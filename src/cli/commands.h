@@ -68,4 +68,12 @@ struct ImportOptions {
 // `switchboard import`: imports the seed email layer's messages.jsonl / inbox.jsonl.
 int import(const ImportOptions& options);
 
+// `switchboard agent`: the built-in agent, run by the daemon inside a group's sandbox. Reads
+// the input object on stdin and speaks docs/agent-protocol.md (src/agent/).
+int agent();
+
+// `switchboard mcp`: a stdio MCP server offering the host tools (send_message,
+// schedule_task, …) to agents built on other SDKs, by writing the same IPC files (src/mcp/).
+int mcp();
+
 }  // namespace sb::cli
