@@ -87,6 +87,7 @@ void add_health_routes(Router& router, ApiContext& ctx) {
                                     {"runs", runs},
                                     {"queue", groups}};
     }
+    if (ctx.email_health) body["email"] = ctx.email_health();
     auto stats = ctx.writer.stats();
     body["store"] = {{"file", ctx.database_file.string()},
                      {"commits", stats.commits},

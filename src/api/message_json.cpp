@@ -131,4 +131,23 @@ Result<NewMessage> new_message_from_json(const json::object& body) {
   return m;
 }
 
+json::object outbox_item_json(const OutboxItem& item) {
+  auto text_or_null = [](const std::optional<std::string>& text) {
+    return text ? json::value(*text) : json::value(nullptr);
+  };
+  boost::system::error_code ec;
+  json::value payload = json::parse(item.payload_json, ec);
+  return json::object{{"id", item.id},
+                      {"chat", item.chat_jid},
+                      {"channel", item.channel},
+                      {"kind", item.kind},
+                      {"payload", ec ? json::value(nullptr) : payload},
+                      {"state", to_string(item.state)},
+                      {"attempts", item.attempts},
+                      {"next_attempt_at", text_or_null(item.next_attempt_at)},
+                      {"last_error", text_or_null(item.last_error)},
+                      {"created_at", item.created_at},
+                      {"sent_at", text_or_null(item.sent_at)}};
+}
+
 }  // namespace sb::api

@@ -8,6 +8,7 @@
 
 #include "common/message.h"
 #include "common/result.h"
+#include "store/store.h"
 
 namespace sb::api {
 
@@ -26,5 +27,9 @@ std::string messages_json(const std::vector<Message>& messages);
 // (ISO-8601, normalised to UTC), `metadata` (object) and `idempotency_key` are optional
 // (null counts as absent). Unknown fields are ignored. The error names the field.
 Result<NewMessage> new_message_from_json(const boost::json::object& body);
+
+// An outbox row: {"id", "chat", "channel", "kind", "payload", "state", "attempts",
+// "next_attempt_at", "last_error", "created_at", "sent_at"}.
+boost::json::object outbox_item_json(const OutboxItem& item);
 
 }  // namespace sb::api

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <boost/json/object.hpp>
 #include <functional>
 
 #include "api/router.h"
@@ -19,6 +20,7 @@ class Scheduler;
 class Dispatcher;
 class MessageEvents;
 class GroupQueue;
+class Outbox;
 }  // namespace sb::core
 
 namespace sb::api {
@@ -35,6 +37,9 @@ struct ApiContext {
   core::Dispatcher* dispatcher = nullptr;
   core::MessageEvents* events = nullptr;
   core::GroupQueue* queue = nullptr;
+  core::Outbox* outbox = nullptr;
+  std::vector<std::string> email_accounts;  // addresses of the configured email accounts
+  std::function<boost::json::object()> email_health;  // the email channel's part of /health
   // Told about every message the API committed (wakes the dispatcher and waiting clients).
   std::function<void(const Message&)> on_stored;
 };
@@ -46,6 +51,9 @@ inline constexpr int kDefaultListLimit = 50;
 // POST /messages, GET /messages, GET /messages/unread, GET /messages/{id},
 // POST /messages/{id}/read.
 void add_message_routes(Router& router, ApiContext& context);
+
+// POST /email (queue a mail in the outbox), GET /email/{id}. Needs context.outbox.
+void add_email_routes(Router& router, ApiContext& context);
 
 // GET /health (no auth), GET /metrics.
 void add_health_routes(Router& router, ApiContext& context);

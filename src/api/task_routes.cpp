@@ -2,6 +2,7 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 
+#include "api/message_json.h"
 #include "api/routes.h"
 #include "common/time.h"
 #include "core/groups.h"
@@ -189,19 +190,7 @@ void add_task_routes(Router& router, ApiContext& ctx) {
     if (auto it = request.query.find("chat"); it != request.query.end()) chat = it->second;
     json::array items;
     for (const OutboxItem& item : ctx.reader.outbox(state, chat, limit)) {
-      boost::system::error_code ec;
-      json::value payload = json::parse(item.payload_json, ec);
-      items.push_back(json::object{{"id", item.id},
-                                   {"chat", item.chat_jid},
-                                   {"channel", item.channel},
-                                   {"kind", item.kind},
-                                   {"payload", ec ? json::value(nullptr) : payload},
-                                   {"state", to_string(item.state)},
-                                   {"attempts", item.attempts},
-                                   {"next_attempt_at", optional_text(item.next_attempt_at)},
-                                   {"last_error", optional_text(item.last_error)},
-                                   {"created_at", item.created_at},
-                                   {"sent_at", optional_text(item.sent_at)}});
+      items.push_back(outbox_item_json(item));
     }
     co_return json_response(200, json::object{{"outbox", items}});
   });

@@ -4,10 +4,6 @@
 #include "cli/commands.h"
 
 namespace sb::cli {
-int agent() {
-  std::cerr << "switchboard agent: not built yet\n";
-  return 1;
-}
 int mcp() {
   std::cerr << "switchboard mcp: not built yet\n";
   return 1;

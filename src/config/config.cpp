@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/units.h"
+#include "host/ipc_files.h"
 #include "core/schedule.h"
 
 namespace sb {
@@ -29,9 +30,20 @@ constexpr std::array<std::string_view, 2> kLogFormats = {"plain", "json"};
 constexpr std::array<std::string_view, 2> kSynchronousModes = {"full", "normal"};
 constexpr std::array<std::string_view, 5> kRuntimes = {"auto", "bwrap", "docker", "podman", "none"};
 constexpr std::array<std::string_view, 2> kProviders = {"anthropic", "openai"};
+constexpr std::array<std::string_view, 1> kReceiveModes = {"smtp"};
+constexpr std::array<std::string_view, 1> kSendModes = {"smtp"};
+constexpr std::array<std::string_view, 3> kSmtpSecurity = {"starttls", "tls", "plain"};
+constexpr std::uint64_t kMaxAttachmentBytes = 1ull << 30;
+constexpr std::uint64_t kMaxAttachments = 1000;
+constexpr std::uint64_t kMaxReplyLimit = 100'000;
+constexpr std::uint64_t kMaxMailBytes = 1ull << 30;
+constexpr std::uint64_t kMaxRecipients = 10'000;
 constexpr std::uint64_t kMaxOutputBytes = 1ull << 30;
 constexpr std::uint64_t kMaxConcurrentAgents = 1000;
 constexpr std::uint64_t kMaxBatchMessages = 10'000;
+constexpr std::uint64_t kMaxToolRounds = 10'000;
+constexpr std::uint64_t kMaxOutputTokens = 1'000'000;
+constexpr std::uint64_t kMaxContextWindow = 100'000'000;
 
 // Upper bounds: beyond these a value is a typo rather than a choice.
 constexpr std::uint64_t kMaxBodyBytes = 1ull << 30;
@@ -172,6 +184,8 @@ class Loader {
                       const std::string& key) { read_agent(node, key, config.agent); }},
         {"model", [&](const toml::node& node,
                       const std::string& key) { read_model(node, key, config.model); }},
+        {"email", [&](const toml::node& node,
+                      const std::string& key) { read_email(node, key, config.email); }},
     };
     read_fields(root, "", fields);
     if (!problems_.empty()) return make_error(report());
@@ -314,7 +328,8 @@ class Loader {
     if (value) target = static_cast<T>(*value);
   }
 
-  void read_listen(const toml::node& node, const std::string& key, ApiConfig& api) {
+  void read_listen(const toml::node& node, const std::string& key, std::string& host,
+                   std::uint16_t& port) {
     const auto text = expect_string(node, key);
     if (!text) return;
     const auto address = parse_host_port(*text);
@@ -326,15 +341,15 @@ class Loader {
       return;
     }
     if (iequals(address->host, "localhost")) {
-      api.host = "localhost";
+      host = "localhost";
     } else if (is_ip_address(address->host)) {
-      api.host = address->host;
+      host = address->host;
     } else {
       fail(node, "'" + key + "' must name an IP address or localhost, not a host name (got '" +
                      *text + "')");
       return;
     }
-    api.port = address->port;
+    port = address->port;
   }
 
   void read_api(const toml::node& node, const std::string& key, ApiConfig& api) {
@@ -343,7 +358,8 @@ class Loader {
     const toml::node* token = nullptr;
     const toml::node* token_env = nullptr;
     const std::vector<Field> fields = {
-        {"listen", [&](const toml::node& n, const std::string& k) { read_listen(n, k, api); }},
+        {"listen",
+         [&](const toml::node& n, const std::string& k) { read_listen(n, k, api.host, api.port); }},
         {"token", [&](const toml::node& n, const std::string&) { token = &n; }},
         {"token_env", [&](const toml::node& n, const std::string&) { token_env = &n; }},
         {"max_body_bytes",
@@ -500,6 +516,24 @@ class Loader {
          [&](const toml::node& n, const std::string& k) {
            assign(agent.max_batch_messages, count(n, k, kMaxBatchMessages));
          }},
+        {"max_tool_rounds",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_tool_rounds, count(n, k, kMaxToolRounds));
+         }},
+        {"max_output_tokens",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_output_tokens, count(n, k, kMaxOutputTokens));
+         }},
+        {"context_window",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.context_window, count(n, k, kMaxContextWindow));
+         }},
+        {"tool_timeout", [&](const toml::node& n,
+                             const std::string& k) { assign(agent.tool_timeout, duration(n, k)); }},
+        {"model_timeout",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.model_timeout, duration(n, k));
+         }},
         {"network",
          [&](const toml::node& n, const std::string& k) {
            if (const auto* value = n.as_boolean()) {
@@ -580,6 +614,205 @@ class Loader {
       return;  // the client commands never use the model key
     }
     read_secret(key + ".api_key", api_key, api_key_env, model.api_key, model.api_key_source);
+  }
+
+  std::optional<bool> boolean(const toml::node& node, const std::string& key) {
+    if (const auto* value = node.as_boolean()) return value->get();
+    fail(node, "'" + key + "' must be true or false (got " + describe(node) + ")");
+    return std::nullopt;
+  }
+
+  std::optional<std::filesystem::path> file_path(const toml::node& node, const std::string& key) {
+    auto text = expect_string(node, key);
+    if (text && text->empty()) {
+      fail(node, "'" + key + "' must not be empty (leave it out instead)");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  void read_email(const toml::node& node, const std::string& key, EmailConfig& email) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const std::vector<Field> fields = {
+        {"receiver",
+         [&](const toml::node& n, const std::string& k) { read_receiver(n, k, email.receiver); }},
+        {"accounts",
+         [&](const toml::node& n, const std::string& k) {
+           const toml::array* list = n.as_array();
+           if (!list) {
+             fail(n, "'" + k + "' must be an array of tables ([[email.accounts]])");
+             return;
+           }
+           for (std::size_t i = 0; i < list->size(); ++i) {
+             EmailAccountConfig account;
+             if (read_account((*list)[i], k + "[" + std::to_string(i) + "]", account)) {
+               email.accounts.push_back(std::move(account));
+             }
+           }
+         }},
+        {"max_attachment_bytes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(email.max_attachment_bytes, size(n, k, kMaxAttachmentBytes));
+         }},
+        {"max_attachments",
+         [&](const toml::node& n, const std::string& k) {
+           assign(email.max_attachments, count(n, k, kMaxAttachments));
+         }},
+        {"reply_limit",
+         [&](const toml::node& n, const std::string& k) {
+           assign(email.reply_limit, count(n, k, kMaxReplyLimit));
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+    for (std::size_t i = 0; i < email.accounts.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (email.accounts[i].address == email.accounts[j].address) {
+          fail(node, "'" + key + ".accounts' lists " + email.accounts[i].address + " twice");
+        }
+      }
+    }
+  }
+
+  void read_receiver(const toml::node& node, const std::string& key, EmailReceiverConfig& rx) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const std::vector<Field> fields = {
+        {"enabled", [&](const toml::node& n,
+                        const std::string& k) { assign(rx.enabled, boolean(n, k)); }},
+        {"listen",
+         [&](const toml::node& n, const std::string& k) { read_listen(n, k, rx.host, rx.port); }},
+        {"hostname", [&](const toml::node& n,
+                         const std::string& k) { assign(rx.hostname, expect_string(n, k)); }},
+        {"tls_cert", [&](const toml::node& n,
+                         const std::string& k) { assign(rx.tls_cert, file_path(n, k)); }},
+        {"tls_key", [&](const toml::node& n,
+                        const std::string& k) { assign(rx.tls_key, file_path(n, k)); }},
+        {"max_message_bytes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(rx.max_message_bytes, size(n, k, kMaxMailBytes));
+         }},
+        {"max_recipients", [&](const toml::node& n, const std::string& k) {
+           assign(rx.max_recipients, count(n, k, kMaxRecipients));
+         }},
+        {"max_connections", [&](const toml::node& n, const std::string& k) {
+           assign(rx.max_connections, count(n, k, kMaxConnections));
+         }},
+        {"max_connections_per_client", [&](const toml::node& n, const std::string& k) {
+           assign(rx.max_connections_per_client, count(n, k, kMaxConnections));
+         }},
+        {"command_timeout", [&](const toml::node& n, const std::string& k) {
+           assign(rx.command_timeout, duration(n, k));
+         }},
+        {"data_timeout", [&](const toml::node& n,
+                             const std::string& k) { assign(rx.data_timeout, duration(n, k)); }},
+        {"max_errors", [&](const toml::node& n, const std::string& k) {
+           assign(rx.max_errors, count(n, k, kMaxRecipients));
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+    if (rx.tls_cert.empty() != rx.tls_key.empty()) {
+      fail(node, "'" + key + "' needs both tls_cert and tls_key, or neither");
+    }
+  }
+
+  bool read_account(const toml::node& node, const std::string& key, EmailAccountConfig& account) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return false;
+    bool has_allow_from = false;
+    const std::vector<Field> fields = {
+        {"address",
+         [&](const toml::node& n, const std::string& k) {
+           auto text = expect_string(n, k);
+           if (!text) return;
+           const auto at = text->find('@');
+           const bool valid = at != std::string::npos && at > 0 && at + 1 < text->size() &&
+                              text->find('@', at + 1) == std::string::npos &&
+                              std::ranges::all_of(*text, [](char c) { return c > ' ' && c < 0x7f; });
+           if (!valid) {
+             fail(n, "'" + k + "' must be an email address such as andy@example.org (got '" +
+                         *text + "')");
+             return;
+           }
+           account.address = *text;
+           std::ranges::transform(account.address, account.address.begin(),
+                                  [](unsigned char c) { return std::tolower(c); });
+         }},
+        {"name", [&](const toml::node& n,
+                     const std::string& k) { assign(account.display_name, expect_string(n, k)); }},
+        {"group",
+         [&](const toml::node& n, const std::string& k) {
+           auto text = expect_string(n, k);
+           if (!text) return;
+           if (!host::is_valid_group_folder(*text) || *text == "global") {
+             fail(n, "'" + k + "' must be a group folder name: 1-64 of a-z, 0-9, '_' or '-' (got '" +
+                         *text + "')");
+             return;
+           }
+           account.group = *text;
+         }},
+        {"allow_from",
+         [&](const toml::node& n, const std::string& k) {
+           has_allow_from = true;
+           assign(account.allow_from, string_list(n, k, true));
+         }},
+        {"receive",
+         [&](const toml::node& n, const std::string& k) {
+           assign(account.receive, choice(n, k, kReceiveModes));
+         }},
+        {"send", [&](const toml::node& n,
+                     const std::string& k) { assign(account.send, choice(n, k, kSendModes)); }},
+        {"smtp", [&](const toml::node& n,
+                     const std::string& k) { read_submission(n, k, account.smtp); }},
+    };
+    read_fields(*table, key + ".", fields);
+    if (account.address.empty()) {
+      fail(node, "'" + key + "' needs an 'address'");
+      return false;
+    }
+    if (!has_allow_from) {
+      fail(node, "'" + key +
+                     "' needs 'allow_from': the addresses or @domains that may command the "
+                     "agent (\"*\" for everyone, written out on purpose)");
+      return false;
+    }
+    return true;
+  }
+
+  void read_submission(const toml::node& node, const std::string& key,
+                       SmtpSubmissionConfig& smtp) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const toml::node* password = nullptr;
+    const toml::node* password_env = nullptr;
+    bool port_given = false;
+    const std::vector<Field> fields = {
+        {"host", [&](const toml::node& n,
+                     const std::string& k) { assign(smtp.host, expect_string(n, k)); }},
+        {"port",
+         [&](const toml::node& n, const std::string& k) {
+           port_given = true;
+           assign(smtp.port, count(n, k, 65535));
+         }},
+        {"security", [&](const toml::node& n, const std::string& k) {
+           assign(smtp.security, choice(n, k, kSmtpSecurity));
+         }},
+        {"verify_certificate", [&](const toml::node& n, const std::string& k) {
+           assign(smtp.verify_certificate, boolean(n, k));
+         }},
+        {"ca_file", [&](const toml::node& n,
+                        const std::string& k) { assign(smtp.ca_file, file_path(n, k)); }},
+        {"username", [&](const toml::node& n,
+                         const std::string& k) { assign(smtp.username, expect_string(n, k)); }},
+        {"password", [&](const toml::node& n, const std::string&) { password = &n; }},
+        {"password_env", [&](const toml::node& n, const std::string&) { password_env = &n; }},
+        {"helo", [&](const toml::node& n,
+                     const std::string& k) { assign(smtp.helo, expect_string(n, k)); }},
+    };
+    read_fields(*table, key + ".", fields);
+    if (!port_given && smtp.security == "tls") smtp.port = 465;
+    if (purpose_ == ConfigPurpose::client) return;  // the client commands never send mail
+    read_secret(key + ".password", password, password_env, smtp.password, smtp.password_source);
   }
 
   void read_store(const toml::node& node, const std::string& key, StoreConfig& store) {

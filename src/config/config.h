@@ -55,6 +55,12 @@ struct AgentConfig {
   std::filesystem::path mount_allowlist;
   std::vector<std::string> trigger_aliases;  // extra triggers besides "@<assistant_name>"
   std::size_t max_batch_messages = 200;      // messages given to one run at most
+  // The built-in agent (`switchboard agent`), handed over in its input's "limits".
+  std::size_t max_tool_rounds = 50;                     // model calls with tools per turn
+  std::size_t max_output_tokens = 8192;                 // per model call
+  std::chrono::milliseconds tool_timeout{120'000};      // per tool call
+  std::chrono::milliseconds model_timeout{300'000};     // per model request
+  std::size_t context_window = 0;  // tokens before compaction; 0: 200k anthropic, 128k openai
 };
 
 // [model]: the provider the model proxy forwards to. The key stays in the daemon.
@@ -67,6 +73,54 @@ struct ModelConfig {
   std::int64_t daily_token_budget = 0;  // per group and UTC day; 0: unlimited
 };
 
+// [email.receiver]: the SMTP receiver (docs/email.md). Off unless enabled.
+struct EmailReceiverConfig {
+  bool enabled = false;
+  std::string host = "127.0.0.1";  // listen = "host:port"
+  std::uint16_t port = 2525;
+  std::string hostname;  // in the greeting and Received: headers; empty: the machine's name
+  std::filesystem::path tls_cert, tls_key;  // both or neither; STARTTLS when set
+  std::size_t max_message_bytes = 25 * 1024 * 1024;
+  std::size_t max_recipients = 100;
+  std::size_t max_connections = 100;
+  std::size_t max_connections_per_client = 10;
+  std::chrono::milliseconds command_timeout{5 * 60'000};
+  std::chrono::milliseconds data_timeout{10 * 60'000};
+  std::size_t max_errors = 10;
+};
+
+// [email.accounts.smtp]: the submission server that sends an account's mail.
+struct SmtpSubmissionConfig {
+  std::string host;  // empty: the account cannot send
+  std::uint16_t port = 587;
+  std::string security = "starttls";  // starttls | tls | plain
+  bool verify_certificate = true;
+  std::filesystem::path ca_file;  // empty: the system's trusted certificates
+  std::string username;
+  std::string password;  // from `password` or the variable named by `password_env`
+  std::string password_source;
+  std::string helo;  // empty: the receiver's hostname or the machine's name
+};
+
+// [[email.accounts]]: one address the assistant has.
+struct EmailAccountConfig {
+  std::string address;       // lower case
+  std::string display_name;  // From: name on its mail; empty: assistant_name
+  std::string group = "email";  // the group that answers (created when missing)
+  std::vector<std::string> allow_from;  // addresses, "@domain", or "*"; required
+  std::string receive = "smtp";         // smtp: through [email.receiver]
+  std::string send = "smtp";            // smtp: through [email.accounts.smtp]
+  SmtpSubmissionConfig smtp;
+};
+
+struct EmailConfig {
+  EmailReceiverConfig receiver;
+  std::vector<EmailAccountConfig> accounts;
+  std::size_t max_attachment_bytes = 10 * 1024 * 1024;
+  std::size_t max_attachments = 10;
+  std::size_t reply_limit = 10;  // replies per correspondent per hour
+};
+
 struct Config {
   std::filesystem::path data_dir = "data";  // relative paths are relative to the cwd
   std::string assistant_name = "Andy";      // the default trigger is "@<assistant_name>"
@@ -76,6 +130,7 @@ struct Config {
   StoreConfig store;
   AgentConfig agent;
   ModelConfig model;
+  EmailConfig email;
 
   std::filesystem::path database_file() const { return data_dir / "switchboard.db"; }
 };

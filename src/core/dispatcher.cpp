@@ -386,7 +386,8 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
 }
 
 sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSettings& settings,
-                                        const std::string& input_json, const std::string& run_id) {
+                                        const std::string& input_json, const std::string& run_id,
+                                        const std::string& chat) {
   const GroupPaths& paths = groups_.paths();
   const bool none = options_.runtime == sandbox::Runtime::none;
   sandbox::RunSpec spec;
@@ -437,6 +438,10 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
   box.env.emplace_back(
       "HOME", none ? paths.session_dir(group.folder).string() : std::string("/workspace/session"));
   box.env.emplace_back("PATH", "/usr/local/bin:/usr/bin:/bin");
+  // Who the agent works for, for tools that do not get the input object (switchboard mcp).
+  box.env.emplace_back("SWITCHBOARD_GROUP_FOLDER", group.folder);
+  box.env.emplace_back("SWITCHBOARD_CHAT_JID", chat);
+  box.env.emplace_back("SWITCHBOARD_IS_MAIN", group.is_main ? "1" : "0");
   box.env.emplace_back("LANG", "C.UTF-8");
   box.workdir = none ? paths.group_dir(group.folder).string() : "/workspace/group";
 
@@ -445,6 +450,7 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
   for (const auto& mount : mounts) {
     if (!none) box.mounts.push_back({mount.host_path, mount.container_path, mount.read_only});
   }
+  if (!none && !mounts.empty()) box.env.emplace_back("SWITCHBOARD_EXTRA_DIR", "/workspace/extra");
   return spec;
 }
 
@@ -474,12 +480,16 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
                      {"isMain", group.is_main},
                      {"isScheduledTask", run.kind == "task"},
                      {"assistantName", options_.assistant_name},
-                     {"runId", run.run_id}};
+                     {"runId", run.run_id},
+                     {"provider", options_.provider},
+                     {"network", settings->network.value_or(options_.default_network)},
+                     {"limits", options_.agent_limits}};
+  if (!options_.timezone.empty()) input["timezone"] = options_.timezone;
   if (session) input["sessionId"] = *session;
   if (auto model = settings->model.value_or(options_.model); !model.empty()) {
     input["model"] = model;
   }
-  sandbox::RunSpec spec = build_spec(group, *settings, json::serialize(input), run.run_id);
+  sandbox::RunSpec spec = build_spec(group, *settings, json::serialize(input), run.run_id, run.chat);
 
   if (auto opened = proxy_.open(group.folder, paths.proxy_socket(group.folder)); !opened) {
     sandbox::RunOutcome failed;

@@ -20,6 +20,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -50,6 +51,9 @@ struct DispatcherOptions {
   std::string instance_label;
   std::string assistant_name = "Andy";
   std::string model;
+  std::string provider = "anthropic";  // the wire format the built-in agent speaks
+  std::string timezone;                // for the agent's idea of local time
+  boost::json::object agent_limits;    // the input's "limits" (docs/agent-protocol.md)
   std::chrono::milliseconds timeout{30 * 60'000};
   std::chrono::milliseconds idle_timeout{10 * 60'000};
   std::chrono::milliseconds kill_grace{5'000};
@@ -141,7 +145,8 @@ class Dispatcher final : public QueueDriver {
   boost::asio::awaitable<void> set_delivered(std::string folder, std::string chat, Seq seq);
   void pipe_to_running(const GroupRecord& group);
   sandbox::RunSpec build_spec(const GroupRecord& group, const GroupSettings& settings,
-                              const std::string& input_json, const std::string& run_id);
+                              const std::string& input_json, const std::string& run_id,
+                              const std::string& chat);
   void spawn(std::function<boost::asio::awaitable<void>()> work, std::string what);
 
   boost::asio::any_io_executor executor_;

@@ -45,13 +45,21 @@ void Outbox::wake() {
 boost::asio::awaitable<OutboxItem> Outbox::enqueue_text(std::string chat, std::string text,
                                                         std::string key,
                                                         std::function<void(Store&)> also) {
+  std::string payload = boost::json::serialize(boost::json::object{{"text", text}});
+  co_return co_await enqueue(std::move(chat), "text", std::move(payload), std::move(key),
+                             std::move(also));
+}
+
+boost::asio::awaitable<OutboxItem> Outbox::enqueue(std::string chat, std::string kind,
+                                                   std::string payload_json, std::string key,
+                                                   std::function<void(Store&)> also) {
   OutboxItem item;
   item.idempotency_key = std::move(key);
   const auto parsed = parse_chat_id(chat);
   item.channel = parsed ? parsed->channel : "";
   item.chat_jid = std::move(chat);
-  item.kind = "text";
-  item.payload_json = boost::json::serialize(boost::json::object{{"text", text}});
+  item.kind = std::move(kind);
+  item.payload_json = std::move(payload_json);
   auto add = [item, also = std::move(also)](Store& store) {
     OutboxItem stored = store.enqueue_outbox(item).first;
     if (also) also(store);

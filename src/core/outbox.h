@@ -44,6 +44,12 @@ class Outbox {
                                                   std::string key,
                                                   std::function<void(Store&)> also = {});
 
+  // The same for any kind of item the chat's channel understands (e.g. "email" with a
+  // JSON object of recipients, subject and body: see the channel).
+  boost::asio::awaitable<OutboxItem> enqueue(std::string chat, std::string kind,
+                                             std::string payload_json, std::string key,
+                                             std::function<void(Store&)> also = {});
+
   // Requeues rows left "sending" and starts the worker loop.
   boost::asio::awaitable<void> start();
   void stop();

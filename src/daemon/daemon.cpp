@@ -11,6 +11,7 @@
 
 #include "api/http_server.h"
 #include "api/routes.h"
+#include "channels/email/email_service.h"
 #include "channels/http/http_channel.h"
 #include "common/async.h"
 #include "core/dispatcher.h"
@@ -172,6 +173,17 @@ int run_daemon(const Config& config) {
   core::Outbox outbox(executor, *reader, writer, metrics);
   channels::HttpChannel http_channel(writer, events, config.assistant_name);
   outbox.add_channel(http_channel);
+  // Set once the dispatcher exists; channels that store messages tell it through this.
+  std::function<void(const Message&)> on_stored;
+  auto email = email::EmailService::create(executor, config, *reader, writer, groups, metrics,
+                                           [&on_stored](const Message& message) {
+                                             if (on_stored) on_stored(message);
+                                           });
+  if (!email) {
+    spdlog::critical("{}", email.error().message);
+    return 2;
+  }
+  outbox.add_channel((*email)->channel());
 
   core::Dispatcher* dispatcher_ptr = nullptr;
   host::ProxyOptions proxy_options;
@@ -214,6 +226,16 @@ int run_daemon(const Config& config) {
   options.instance_label = instance;
   options.assistant_name = config.assistant_name;
   options.model = config.model.model;
+  options.provider = config.model.provider;
+  options.timezone = config.timezone;
+  options.agent_limits = {
+      {"maxToolRounds", config.agent.max_tool_rounds},
+      {"maxOutputTokens", config.agent.max_output_tokens},
+      {"toolTimeoutMs", config.agent.tool_timeout.count()},
+      {"modelTimeoutMs", config.agent.model_timeout.count()}};
+  if (config.agent.context_window > 0) {
+    options.agent_limits["contextWindowTokens"] = config.agent.context_window;
+  }
   options.timeout = config.agent.timeout;
   options.idle_timeout = config.agent.idle_timeout;
   options.kill_grace = config.agent.kill_grace;
@@ -281,15 +303,20 @@ int run_daemon(const Config& config) {
   context.dispatcher = &dispatcher;
   context.events = &events;
   context.queue = &queue;
-  context.on_stored = [&events, &dispatcher](const Message& message) {
+  on_stored = [&events, &dispatcher](const Message& message) {
     events.publish(message);
     dispatcher.message_stored(message);
   };
+  context.on_stored = on_stored;
+  context.outbox = &outbox;
+  context.email_accounts = (*email)->addresses();
+  context.email_health = [&email] { return (*email)->health(); };
   api::Router router;
   api::add_health_routes(router, context);
   api::add_message_routes(router, context);
   api::add_group_routes(router, context);
   api::add_task_routes(router, context);
+  api::add_email_routes(router, context);
   api::HttpServer server(io, config.api, router, metrics);
 
   // Before listening: a stop signal from then on must reach the orderly shutdown.
@@ -304,6 +331,7 @@ int run_daemon(const Config& config) {
         signal == SIGINT ? "SIGINT" : "SIGTERM");
     systemd_notify("STOPPING=1");
     server.stop([] { spdlog::debug("api: all connections closed"); });
+    (*email)->stop();
     events.wake_all();
     auto shutdown = [&]() -> boost::asio::awaitable<void> {
       co_await dispatcher.shutdown(config.agent.shutdown_grace);
@@ -321,12 +349,17 @@ int run_daemon(const Config& config) {
     return 1;
   }
   server.start();
+  if (auto listening = (*email)->listen(); !listening) {
+    spdlog::critical("{}", listening.error().message);
+    return 1;
+  }
 
   auto start_orchestrator = [&]() -> boost::asio::awaitable<void> {
     if (auto started_ipc = ipc.start(); !started_ipc) {
       spdlog::critical("cannot watch the IPC directories: {}", started_ipc.error().message);
     }
     for (const GroupRecord& group : groups.all()) watch(group.folder);
+    co_await (*email)->start();
     co_await outbox.start();
     co_await scheduler.start();
     co_await dispatcher.recover();

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "chat_helpers.h"
 #include "daemon_fixture.h"
 #include "support/mock_model_server.h"
 
@@ -20,13 +21,6 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 const std::string kModelKey = "sk-e2e-model-key-4242";
-
-bool bwrap_works() {
-  return std::system(
-             "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/lib /lib "
-             "--symlink usr/lib64 /lib64 --symlink usr/bin /bin -- /bin/true "
-             ">/dev/null 2>&1") == 0;
-}
 
 // A TCP listener on loopback, for "can the agent reach the network" checks.
 class Listener {
@@ -83,38 +77,14 @@ class Orchestrator : public ::testing::Test {
 
   void add_group(const std::string& folder, const std::string& chat, bool main = false,
                  bool requires_trigger = false) {
-    json::object body{{"folder", folder},
-                      {"name", folder},
-                      {"chat", chat},
-                      {"main", main},
-                      {"requires_trigger", requires_trigger}};
-    daemon->json("POST", "/groups", 201, json::serialize(body));
+    test::add_group(*daemon, folder, chat, main, requires_trigger);
   }
-
   std::int64_t post(const std::string& chat, const std::string& text) {
-    json::object body{{"source", "http"}, {"chat", chat}, {"sender", "alice"}, {"content", text}};
-    auto stored = daemon->json("POST", "/messages", 201, json::serialize(body));
-    return stored.is_object() ? stored.at("id").as_int64() : 0;
+    return post_message(*daemon, chat, text);
   }
-
-  // The assistant's messages in `chat` after `since`, waiting (long-poll) until there are
-  // at least `count` or `limit` passes.
   std::vector<std::string> replies(const std::string& chat, std::size_t count,
                                    std::chrono::seconds limit = 20s) {
-    std::vector<std::string> out;
-    std::int64_t since = 0;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
-      auto reply = daemon->call(
-          "GET", "/messages/wait?chat=" + chat + "&since=" + std::to_string(since) + "&timeout=2s");
-      if (!reply || reply->status != 200) break;
-      const json::value page = json::parse(reply->body);
-      for (const json::value& m : page.as_array()) {
-        since = std::max(since, m.at("id").as_int64());
-        if (m.at("from_assistant").as_bool()) out.emplace_back(m.at("content").as_string());
-      }
-    }
-    return out;
+    return assistant_replies(*daemon, chat, count, limit);
   }
 
   TempDir dir;

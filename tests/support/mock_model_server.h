@@ -29,7 +29,10 @@ inline std::string slurp(const std::filesystem::path& p) {
 // The mock model server as a child process, killed when the object goes away.
 class MockServer {
  public:
-  MockServer(const std::filesystem::path& dir, const std::string& script_json) : dir_(dir) {
+  // `extra_args`: more command-line options, e.g. {"--require-key", key}.
+  MockServer(const std::filesystem::path& dir, const std::string& script_json,
+             const std::vector<std::string>& extra_args = {})
+      : dir_(dir) {
     const std::filesystem::path script = dir / "script.json";
     if (!script_json.empty()) std::ofstream(script) << script_json;
     std::vector<std::string> args{
@@ -38,6 +41,7 @@ class MockServer {
         "--port-file", (dir / "port").string(),
         "--log",       log_path().string()};
     if (!script_json.empty()) args.insert(args.end(), {"--script", script.string()});
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
