@@ -149,6 +149,12 @@ ToolResult AgentLoop::execute(const ToolCall& call) {
     result.is_error = true;
     return result;
   }
+  if (!call.input_error.empty()) {
+    result.content = "the arguments of this call could not be read: " + call.input_error +
+                     "; send them as a JSON object";
+    result.is_error = true;
+    return result;
+  }
   try {
     ToolOutput output = (*tool)->run(call.input, tool_context_);
     result.content = std::move(output.text);

@@ -19,6 +19,10 @@ struct ToolCall {
   std::string id;               // the provider's id ("toolu_…", "call_…")
   std::string name;             // the tool's name
   boost::json::object input;    // the arguments (OpenAI's JSON string, parsed)
+  // Empty when the arguments were a JSON object. Otherwise why they could not be read (not
+  // JSON, not an object); input is then {} and the loop answers the call with an error
+  // result instead of running the tool.
+  std::string input_error;
 };
 
 struct ToolResult {

@@ -91,6 +91,7 @@ int agent() {
   provider.kind = input->provider;
   provider.socket = socket;
   provider.request_timeout = input->limits.model_timeout;
+  provider.notice = log_line;
   auto model = agent::make_model_client(provider);
   if (!model) return fail(model.error().message);
 
