@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "agent/compaction.h"
+#include "agent/host_tools.h"
 #include "agent/provider.h"
 #include "agent/system_prompt.h"
 
@@ -140,12 +141,10 @@ void AgentLoop::persist(std::size_t from) {
 
 ToolResult AgentLoop::execute(const ToolCall& call) {
   ToolResult result{call.id, {}, false};
-  const auto tool = std::find_if(tools_.begin(), tools_.end(),
-                                 [&](const auto& t) { return t->spec().name == call.name; });
-  if (tool == tools_.end()) {
-    std::vector<std::string> names;
-    for (const auto& t : tools_) names.push_back(t->spec().name);
-    result.content = "unknown tool '" + call.name + "'; the tools are: " + join(names, ", ");
+  Tool* tool = find_tool(tools_, call.name);
+  if (!tool) {
+    ToolOutput unknown = unknown_tool_output(tools_, call.name);
+    result.content = std::move(unknown.text);
     result.is_error = true;
     return result;
   }
@@ -156,7 +155,7 @@ ToolResult AgentLoop::execute(const ToolCall& call) {
     return result;
   }
   try {
-    ToolOutput output = (*tool)->run(call.input, tool_context_);
+    ToolOutput output = tool->run(call.input, tool_context_);
     result.content = std::move(output.text);
     result.is_error = output.is_error;
   } catch (const std::exception& e) {
