@@ -76,6 +76,7 @@ EmailChannel::EmailChannel(boost::asio::any_io_executor executor, Store& reader,
       accounts_(accounts),
       assistant_name_(std::move(assistant_name)),
       helo_name_(std::move(helo_name)),
+      reply_limit_(reply_limit),
       limiter_(reply_limit, std::chrono::hours(1)) {}
 
 std::vector<std::string> EmailChannel::warnings() const {
@@ -161,8 +162,9 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
     co_return failed("the email account " + account->config.address +
                      " has no submission server ([email.accounts.smtp] host)");
   }
-  if (!correspondent.empty() && !limiter_.allowed(correspondent)) {
-    co_return failed("reply limit reached: at most " + std::to_string(limiter_.limit()) +
+  // Counted per attempt, so a correspondent's answers that keep failing use it up too.
+  if (!correspondent.empty() && !limiter_.try_acquire(correspondent)) {
+    co_return failed("reply limit reached: at most " + std::to_string(reply_limit_) +
                      " answers an hour to " + correspondent);
   }
 
@@ -183,7 +185,6 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
   const SmtpClientOptions options = client_options(account->config.smtp, helo_name_);
   SendOutcome outcome = co_await smtp_send(executor_, options, message);
   if (outcome.kind == SendOutcome::Kind::sent) {
-    if (!correspondent.empty()) limiter_.record(correspondent);
     spdlog::info("email: outbox item {} sent from {} to {} (Message-ID <{}>)", item.id,
                  account->config.address, message.recipients.front(), mail.message_id);
   }

@@ -42,6 +42,7 @@ class EmailChannel final : public channels::Channel {
   const std::vector<EmailAccount>& accounts_;
   std::string assistant_name_;
   std::string helo_name_;
+  std::size_t reply_limit_;
   ReplyRateLimiter limiter_;
 };
 
