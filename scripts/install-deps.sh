@@ -15,7 +15,7 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev wrk sqlite3 procps curl
-    swaks python3-aiosmtpd openssl)
+    swaks libnet-ssleay-perl libio-socket-ssl-perl python3-aiosmtpd openssl)
 fi
 
 missing=()

@@ -1,4 +1,4 @@
-#include "channels/email/html_text.h"
+#include "common/html_text.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 #include <random>
 #include <utility>
 
-#include "channels/email/html_text.h"
+#include "common/html_text.h"
 #include "channels/email/mail_text.h"
 
 namespace sb::email {

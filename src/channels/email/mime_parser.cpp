@@ -10,7 +10,7 @@
 #include <string>
 #include <utility>
 
-#include "channels/email/html_text.h"
+#include "common/html_text.h"
 #include "channels/email/mail_text.h"
 
 namespace sb::email {

@@ -1,11 +1,11 @@
 #pragma once
-// HTML → readable plain text, for mail that arrives with an HTML body only. Written by hand
-// (no GMime, no HTML library): the output is for an agent to read, not a faithful rendering.
+// HTML → readable plain text, for mail with only an HTML body and pages the agent fetches.
+// Written by hand (no HTML library): the output is for an agent to read, not a rendering.
 
 #include <string>
 #include <string_view>
 
-namespace sb::email {
+namespace sb {
 
 // Converts an HTML document or fragment to UTF-8 text: script, style, head, title and hidden
 // (display:none) elements are dropped; block elements and <br> become line breaks,
@@ -23,4 +23,4 @@ std::string html_to_text(std::string_view html);
 // are; invalid code points become U+FFFD. Thread-safe.
 std::string decode_html_entities(std::string_view text);
 
-}  // namespace sb::email
+}  // namespace sb

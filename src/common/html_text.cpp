@@ -1,4 +1,4 @@
-#include "channels/email/html_text.h"
+#include "common/html_text.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace sb::email {
+namespace sb {
 namespace {
 
 // Indentation and quote prefixes stop growing here, so that deeply nested hostile markup
@@ -721,4 +721,4 @@ std::string decode_html_entities(std::string_view text) {
 
 std::string html_to_text(std::string_view html) { return Converter(html).run(); }
 
-}  // namespace sb::email
+}  // namespace sb
