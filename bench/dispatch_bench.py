@@ -174,8 +174,11 @@ class MockModel:
 
 
 class Daemon:
-    def __init__(self, binary, agent, runtime, mock_port, workdir):
+    """`command`: the agent's argv; `idle_timeout`: when an idle agent is asked to close."""
+
+    def __init__(self, binary, command, runtime, mock_port, workdir, idle_timeout="5s"):
         self.workdir = workdir
+        command_toml = ", ".join(json.dumps(part) for part in command)
         self.port = free_port()
         config = os.path.join(workdir, "switchboard.toml")
         with open(config, "w", encoding="utf-8") as f:
@@ -187,9 +190,9 @@ listen = "127.0.0.1:{self.port}"
 
 [agent]
 runtime = "{runtime}"
-command = ["{agent}"]
+command = [{command_toml}]
 timeout = "30s"
-idle_timeout = "5s"
+idle_timeout = "{idle_timeout}"
 kill_grace = "1s"
 shutdown_grace = "5s"
 mount_allowlist = "{workdir}/no-mount-allowlist.json"
@@ -289,7 +292,7 @@ def run_runtime(args, runtime, mock, root):
     workdir = os.path.join(root, runtime)
     os.makedirs(workdir)
     log(f"-- runtime {runtime}: {args.warmup} warm-up + {args.runs} samples")
-    daemon = Daemon(args.switchboard, args.agent, runtime, mock.port, workdir)
+    daemon = Daemon(args.switchboard, [args.agent], runtime, mock.port, workdir)
     samples = []
     try:
         status, group = daemon.api.call("POST", "/groups", {

@@ -20,6 +20,20 @@ constexpr std::size_t kMaxRecipients = 50;
 constexpr std::size_t kMaxHeaderText = 998;
 constexpr std::size_t kMaxAttachments = 20;
 
+// Standard base64 with padding: groups of four from the alphabet, '=' only at the end.
+bool is_base64(std::string_view text) {
+  if (text.size() % 4 != 0) return false;
+  const std::size_t padding =
+      text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  for (std::size_t i = 0; i + padding < text.size(); ++i) {
+    const char c = text[i];
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 bool has_line_break(std::string_view text) {
   return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
@@ -109,12 +123,13 @@ Result<json::object> email_payload(const json::object& body,
       if (!type) return make_error("attachment: " + type.error().message);
       auto content = text_field(a, "content_base64", true, false);
       if (!content) return make_error("attachment: " + content.error().message);
-      std::string decoded(boost::beast::detail::base64::decoded_size(content->size()), '\0');
-      const auto [written, read] = boost::beast::detail::base64::decode(
-          decoded.data(), content->data(), content->size());
-      if (read != content->size()) {
+      if (!is_base64(*content)) {
         return make_error("attachment '" + *name + "': 'content_base64' is not valid base64");
       }
+      std::string decoded(boost::beast::detail::base64::decoded_size(content->size()), '\0');
+      const auto written = boost::beast::detail::base64::decode(decoded.data(), content->data(),
+                                                                content->size())
+                               .first;
       attachments.push_back(json::object{{"filename", *name},
                                          {"content_type", type->empty() ? "application/octet-stream" : *type},
                                          {"content_base64", *content},

@@ -37,17 +37,20 @@ class BuiltInAgent : public ::testing::TestWithParam<std::string> {
     mock = std::make_unique<MockServer>(dir.path(), json::serialize(script),
                                         std::vector<std::string>{"--require-key", kModelKey});
     ASSERT_NE(mock->port(), 0) << "mock model server did not start";
+    // The defaults of the [agent] table, unless `agent_toml` sets the key itself.
+    std::string agent = agent_toml;
+    for (const std::string line :
+         {"runtime = \"bwrap\"", "timeout = \"60s\"", "idle_timeout = \"2s\"",
+          "kill_grace = \"1s\"", "shutdown_grace = \"2s\"", "model_timeout = \"20s\""}) {
+      const std::string key = line.substr(0, line.find(' '));
+      if (("\n" + agent_toml).find("\n" + key + " =") == std::string::npos) agent += line + "\n";
+    }
     const std::string toml = "assistant_name = \"Andy\"\n"
                              "timezone = \"UTC\"\n"
-                             "[agent]\n"
-                             "runtime = \"bwrap\"\n"
-                             "timeout = \"60s\"\n"
-                             "idle_timeout = \"2s\"\n"
-                             "kill_grace = \"1s\"\n"
-                             "shutdown_grace = \"2s\"\n"
-                             "model_timeout = \"20s\"\n"
-                             "mount_allowlist = \"" +
-                             (dir.path() / "no-allowlist.json").string() + "\"\n" + agent_toml +
+                             "[agent]\n" +
+                             agent + "mount_allowlist = \"" +
+                             (dir.path() / "no-allowlist.json").string() +
+                             "\"\n"
                              "[model]\n"
                              "provider = \"" +
                              GetParam() +

@@ -256,7 +256,10 @@ asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, s
   if (p.attachment_error) {
     message.content += "\n\n[The attachments could not be saved: " + *p.attachment_error + "]";
   }
-  if (p.mail.date) message.timestamp = format_iso8601(*p.mail.date);
+  if (p.mail.date) {
+    message.timestamp =
+        format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(*p.mail.date));
+  }
   message.status = dispatch ? MessageStatus::unread : MessageStatus::filtered;
   message.metadata_json = json::serialize(metadata);
   message.external_id = "email:" + account.config.address + ":" +
