@@ -89,8 +89,7 @@ Result<AgentInput> parse_agent_input(std::string_view text) {
   read.string("timezone", in.timezone);
 
   std::int64_t rounds = in.limits.max_tool_rounds, tokens = in.limits.max_output_tokens;
-  std::int64_t tool_ms = in.limits.tool_timeout.count(),
-               model_ms = in.limits.model_timeout.count();
+  std::int64_t tool_ms = in.limits.tool_timeout.count(), model_ms = in.limits.model_timeout.count();
   std::int64_t window = 0, tool_bytes = static_cast<std::int64_t>(in.limits.max_tool_output_bytes);
   if (const json::value* limits = o.if_contains("limits"); limits && !limits->is_null()) {
     if (!limits->is_object()) return make_error("input field 'limits' must be an object");

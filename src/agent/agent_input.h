@@ -14,12 +14,12 @@
 namespace sb::agent {
 
 struct AgentLimits {
-  int max_tool_rounds = 50;                           // model calls with tools per turn
-  int max_output_tokens = 8192;                       // per model call
-  std::chrono::milliseconds tool_timeout{120'000};    // per tool call
-  std::chrono::milliseconds model_timeout{300'000};   // per model request
-  std::int64_t context_window = 0;                    // tokens; 0: the provider's default
-  std::size_t max_tool_output_bytes = 30 * 1024;      // what one tool result hands the model
+  int max_tool_rounds = 50;                          // model calls with tools per turn
+  int max_output_tokens = 8192;                      // per model call
+  std::chrono::milliseconds tool_timeout{120'000};   // per tool call
+  std::chrono::milliseconds model_timeout{300'000};  // per model request
+  std::int64_t context_window = 0;                   // tokens; 0: the provider's default
+  std::size_t max_tool_output_bytes = 30 * 1024;     // what one tool result hands the model
 };
 
 struct AgentInput {
@@ -31,10 +31,10 @@ struct AgentInput {
   bool is_scheduled_task = false;
   std::string assistant_name = "Andy";
   std::string run_id;
-  std::string model;                  // empty: the provider's default model
+  std::string model;                   // empty: the provider's default model
   std::string provider = "anthropic";  // anthropic | openai
-  bool network = false;               // the sandbox has network (web_fetch is offered)
-  std::string timezone;               // IANA name for the local time; empty: UTC
+  bool network = false;                // the sandbox has network (web_fetch is offered)
+  std::string timezone;                // IANA name for the local time; empty: UTC
   AgentLimits limits;
 };
 

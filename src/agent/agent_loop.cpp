@@ -110,14 +110,15 @@ ModelRequest AgentLoop::request() const {
 void AgentLoop::maybe_compact() {
   const std::int64_t used =
       std::max(last_context_tokens_, estimate_tokens(conversation_, env_.system_prompt));
-  const auto threshold = static_cast<std::int64_t>(static_cast<double>(context_window_) * kCompactAt);
+  const auto threshold =
+      static_cast<std::int64_t>(static_cast<double>(context_window_) * kCompactAt);
   if (conversation_.size() < 2 || used < threshold) return;
   env_.log("the conversation holds about " + std::to_string(used) + " of " +
            std::to_string(context_window_) + " tokens: compacting");
   // The transcript for the summary must itself fit: half the window, ~4 characters a token.
   const auto max_chars = static_cast<std::size_t>(context_window_ / 2 * 4);
-  auto compacted = compact(model_, input_.model, conversation_, env_.conversations_dir,
-                           env_.today(), max_chars);
+  auto compacted =
+      compact(model_, input_.model, conversation_, env_.conversations_dir, env_.today(), max_chars);
   if (!compacted) {
     env_.log("compaction failed, continuing with the full conversation: " +
              compacted.error().message);
@@ -206,7 +207,8 @@ AgentLoop::TurnOutcome AgentLoop::run_turn(std::string user_text) {
         answer += "\n\n[my answer was cut off at the output limit of " +
                   std::to_string(input_.limits.max_output_tokens) + " tokens]";
       }
-      if (answer.empty()) return {AgentOutput{true, std::nullopt, session_id_, std::nullopt}, false};
+      if (answer.empty())
+        return {AgentOutput{true, std::nullopt, session_id_, std::nullopt}, false};
       return {AgentOutput{true, std::move(answer), session_id_, std::nullopt}, false};
     }
 

@@ -26,10 +26,10 @@ class ModelClient;
 
 struct AgentEnvironment {
   std::string system_prompt;
-  std::filesystem::path conversations_dir;  // where compaction archives (group/conversations)
-  std::function<std::string()> today;       // "2026-11-21", for archive names
-  std::function<void(const AgentOutput&)> emit;        // writes a result
-  std::function<void(const std::string&)> log;         // a diagnostic line (stderr)
+  std::filesystem::path conversations_dir;       // where compaction archives (group/conversations)
+  std::function<std::string()> today;            // "2026-11-21", for archive names
+  std::function<void(const AgentOutput&)> emit;  // writes a result
+  std::function<void(const std::string&)> log;   // a diagnostic line (stderr)
 };
 
 class AgentLoop {

@@ -101,7 +101,8 @@ Result<Compacted> compact(ModelClient& model, const std::string& model_name,
                           const std::vector<Message>& messages, const fs::path& conversations_dir,
                           const std::string& date, std::size_t max_transcript_chars) {
   const fs::path archive = archive_path(conversations_dir, date, messages);
-  const std::string full = "# Conversation archived " + date + "\n\n" + render_markdown(messages, 100'000);
+  const std::string full =
+      "# Conversation archived " + date + "\n\n" + render_markdown(messages, 100'000);
   if (auto written = host::write_file_atomically(archive, full); !written) {
     return make_error("cannot archive the conversation: " + written.error().message);
   }
@@ -127,7 +128,8 @@ Result<Compacted> compact(ModelClient& model, const std::string& model_name,
           "as compact notes.\n\n<conversation>\n" +
           transcript + "</conversation>")}});
   auto answer = model.complete(request);
-  if (!answer) return make_error("the model could not summarise the conversation: " + answer.error().message);
+  if (!answer)
+    return make_error("the model could not summarise the conversation: " + answer.error().message);
   std::string summary;
   for (const auto& b : answer->message.blocks) {
     if (b.kind == Block::Kind::text) summary += b.text;

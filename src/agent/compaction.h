@@ -31,8 +31,8 @@ std::filesystem::path archive_path(const std::filesystem::path& dir, const std::
                                    const std::vector<Message>& messages);
 
 struct Compacted {
-  std::vector<Message> messages;     // the conversation to continue with
-  std::filesystem::path archive;     // where the full conversation was written
+  std::vector<Message> messages;  // the conversation to continue with
+  std::filesystem::path archive;  // where the full conversation was written
 };
 
 // Archives `messages` into `conversations_dir` and asks `model` (with `model_name`, no tools)

@@ -16,9 +16,9 @@ namespace sb::agent {
 enum class Role { user, assistant };
 
 struct ToolCall {
-  std::string id;               // the provider's id ("toolu_…", "call_…")
-  std::string name;             // the tool's name
-  boost::json::object input;    // the arguments (OpenAI's JSON string, parsed)
+  std::string id;             // the provider's id ("toolu_…", "call_…")
+  std::string name;           // the tool's name
+  boost::json::object input;  // the arguments (OpenAI's JSON string, parsed)
   // Empty when the arguments were a JSON object. Otherwise why they could not be read (not
   // JSON, not an object); input is then {} and the loop answers the call with an error
   // result instead of running the tool.
@@ -34,9 +34,9 @@ struct ToolResult {
 struct Block {
   enum class Kind { text, tool_call, tool_result };
   Kind kind = Kind::text;
-  std::string text;    // kind text
-  ToolCall call;       // kind tool_call
-  ToolResult result;   // kind tool_result
+  std::string text;   // kind text
+  ToolCall call;      // kind tool_call
+  ToolResult result;  // kind tool_result
 
   static Block make_text(std::string t) {
     Block b;
@@ -85,15 +85,15 @@ enum class StopReason {
 };
 
 struct Usage {
-  std::int64_t input_tokens = 0;   // everything the model read, cache reads included
+  std::int64_t input_tokens = 0;  // everything the model read, cache reads included
   std::int64_t output_tokens = 0;
 };
 
 struct ModelResponse {
-  Message message;              // role assistant: text and tool-call blocks in order
+  Message message;  // role assistant: text and tool-call blocks in order
   StopReason stop = StopReason::end_turn;
-  std::string stop_detail;      // the provider's own word for the stop ("refusal", …)
-  std::string model;            // the model that answered
+  std::string stop_detail;  // the provider's own word for the stop ("refusal", …)
+  std::string model;        // the model that answered
   Usage usage;
 };
 

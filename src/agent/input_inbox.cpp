@@ -46,8 +46,8 @@ std::pair<std::string, std::string> read_follow_up(const fs::path& path) {
 
 InputInbox::InputInbox(fs::path input_dir) : dir_(std::move(input_dir)) {
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ >= 0 &&
-      ::inotify_add_watch(inotify_fd_, dir_.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE) < 0) {
+  if (inotify_fd_ >= 0 && ::inotify_add_watch(inotify_fd_, dir_.c_str(),
+                                              IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE) < 0) {
     ::close(inotify_fd_);
     inotify_fd_ = -1;
   }

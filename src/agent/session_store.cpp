@@ -95,8 +95,9 @@ Result<Message> message_from_json(const json::value& value) {
       const json::string* text = string_field(b, "content");
       const json::value* is_error = b.if_contains("is_error");
       if (!id || !text) return make_error("a tool_result block needs 'id' and 'content'");
-      m.blocks.push_back(Block::make_result(ToolResult{
-          std::string(*id), std::string(*text), is_error && is_error->is_bool() && is_error->get_bool()}));
+      m.blocks.push_back(
+          Block::make_result(ToolResult{std::string(*id), std::string(*text),
+                                        is_error && is_error->is_bool() && is_error->get_bool()}));
     } else {
       return make_error("unknown content block type '" + std::string(*type) + "'");
     }

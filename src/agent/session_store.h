@@ -33,7 +33,8 @@ class SessionStore {
 
   // The transcript of `id` (empty when there is none yet). `warnings` gets a line for each
   // skipped line. Errors: the file exists but cannot be read, or is over 64 MiB.
-  Result<std::vector<Message>> load(const std::string& id, std::vector<std::string>& warnings) const;
+  Result<std::vector<Message>> load(const std::string& id,
+                                    std::vector<std::string>& warnings) const;
 
   // Appends messages (one line each) and flushes them to disk.
   Result<void> append(const std::string& id, const std::vector<Message>& messages) const;

@@ -71,7 +71,8 @@ std::string first_user_text(const AgentInput& input) {
   if (!input.is_scheduled_task) return input.prompt;
   return "[SCHEDULED TASK: this run was started by a scheduled task, not by a message from "
          "someone. Your final answer is sent to the chat " +
-         input.chat_jid + "; if there is nothing worth telling, answer with only "
+         input.chat_jid +
+         "; if there is nothing worth telling, answer with only "
          "<internal>nothing to report</internal>.]\n\n" +
          input.prompt;
 }

@@ -24,15 +24,15 @@ struct WorkspaceRoot {
 
 // What a tool may use. Built once per agent run from the input and the environment.
 struct ToolContext {
-  std::filesystem::path workspace;  // the group folder; relative paths resolve against it
+  std::filesystem::path workspace;   // the group folder; relative paths resolve against it
   std::vector<WorkspaceRoot> roots;  // where paths are confined (workspace first, writable)
   std::filesystem::path ipc_dir;     // $SWITCHBOARD_IPC_DIR
   std::string group_folder;
   std::string chat_jid;
   bool is_main = false;
-  bool network = false;                          // the group's sandbox has network
-  std::chrono::milliseconds timeout{120'000};    // per tool call
-  std::size_t max_output_bytes = 30 * 1024;      // what one tool result may hand the model
+  bool network = false;                        // the group's sandbox has network
+  std::chrono::milliseconds timeout{120'000};  // per tool call
+  std::size_t max_output_bytes = 30 * 1024;    // what one tool result may hand the model
 };
 
 struct ToolOutput {

@@ -262,7 +262,8 @@ WebFetchTool::WebFetchTool() {
   spec_.description =
       "Fetch a web page or file with HTTP GET (http and https only; https certificates are "
       "verified). Follows up to 5 redirects. Returns the final URL, status, content type and "
-      "the body as text (HTML pages converted to readable text; binary content is not shown). Reads at most "
+      "the body as text (HTML pages converted to readable text; binary content is not shown). "
+      "Reads at most "
       "max_bytes of the body (default 524288, at most 8388608) and says when it was cut; long "
       "output keeps its beginning and end.";
   spec_.input_schema = json::parse(R"({"type":"object","properties":{

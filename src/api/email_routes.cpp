@@ -23,8 +23,7 @@ constexpr std::size_t kMaxAttachments = 20;
 // Standard base64 with padding: groups of four from the alphabet, '=' only at the end.
 bool is_base64(std::string_view text) {
   if (text.size() % 4 != 0) return false;
-  const std::size_t padding =
-      text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  const std::size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
   for (std::size_t i = 0; i + padding < text.size(); ++i) {
     const char c = text[i];
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -66,8 +65,8 @@ Result<json::array> addresses(const json::object& body, std::string_view field, 
   }
   for (const auto& a : out) {
     if (!a.is_string() || !is_address(a.get_string())) {
-      return make_error("'" + std::string(field) + "' holds something that is not an address: " +
-                        json::serialize(a));
+      return make_error("'" + std::string(field) +
+                        "' holds something that is not an address: " + json::serialize(a));
     }
   }
   return out;
@@ -107,7 +106,8 @@ Result<json::object> email_payload(const json::object& body,
     return make_error("'account' is not a configured email account: " + *account);
   }
   std::string parent = *in_reply_to;
-  if (parent.starts_with('<') && parent.ends_with('>')) parent = parent.substr(1, parent.size() - 2);
+  if (parent.starts_with('<') && parent.ends_with('>'))
+    parent = parent.substr(1, parent.size() - 2);
 
   json::array attachments;
   if (const json::value* list = body.if_contains("attachments"); list && !list->is_null()) {
@@ -127,18 +127,22 @@ Result<json::object> email_payload(const json::object& body,
         return make_error("attachment '" + *name + "': 'content_base64' is not valid base64");
       }
       std::string decoded(boost::beast::detail::base64::decoded_size(content->size()), '\0');
-      const auto written = boost::beast::detail::base64::decode(decoded.data(), content->data(),
-                                                                content->size())
-                               .first;
-      attachments.push_back(json::object{{"filename", *name},
-                                         {"content_type", type->empty() ? "application/octet-stream" : *type},
-                                         {"content_base64", *content},
-                                         {"size", written}});
+      const auto written =
+          boost::beast::detail::base64::decode(decoded.data(), content->data(), content->size())
+              .first;
+      attachments.push_back(
+          json::object{{"filename", *name},
+                       {"content_type", type->empty() ? "application/octet-stream" : *type},
+                       {"content_base64", *content},
+                       {"size", written}});
     }
   }
-  return json::object{{"to", std::move(*to)},     {"cc", std::move(*cc)},
-                      {"subject", *subject},      {"body", *text},
-                      {"in_reply_to", parent},    {"account", *account},
+  return json::object{{"to", std::move(*to)},
+                      {"cc", std::move(*cc)},
+                      {"subject", *subject},
+                      {"body", *text},
+                      {"in_reply_to", parent},
+                      {"account", *account},
                       {"attachments", std::move(attachments)}};
 }
 

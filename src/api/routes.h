@@ -4,9 +4,9 @@
 // Threading: handlers run on the event-loop thread; reads use `reader` directly (indexed,
 // bounded queries), writes go through `writer` and resume after their commit.
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <filesystem>
-#include <boost/json/object.hpp>
 #include <functional>
 
 #include "api/router.h"
@@ -38,7 +38,7 @@ struct ApiContext {
   core::MessageEvents* events = nullptr;
   core::GroupQueue* queue = nullptr;
   core::Outbox* outbox = nullptr;
-  std::vector<std::string> email_accounts;  // addresses of the configured email accounts
+  std::vector<std::string> email_accounts;            // addresses of the configured email accounts
   std::function<boost::json::object()> email_health;  // the email channel's part of /health
   // Told about every message the API committed (wakes the dispatcher and waiting clients).
   std::function<void(const Message&)> on_stored;

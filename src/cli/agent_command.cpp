@@ -1,9 +1,9 @@
 // `switchboard agent`: the built-in agent. Everything it needs comes from its stdin (the
 // input object) and the environment the sandbox gives it (docs/agent-protocol.md).
 
+#include <cctz/time_zone.h>
 #include <unistd.h>
 
-#include <cctz/time_zone.h>
 #include <cstdlib>
 #include <iostream>
 #include <iterator>

@@ -30,16 +30,16 @@ std::optional<ChatId> parse_chat_id(std::string_view text);
 
 // What a producer hands to the store. Empty optional fields are stored as NULL.
 struct NewMessage {
-  std::string source;                   // who produced it: "http", "email", "system", ...
-  std::optional<std::string> chat;      // a valid chat id; absent: stored, never dispatched
-  std::optional<std::string> sender;    // address or name of the author
+  std::string source;                 // who produced it: "http", "email", "system", ...
+  std::optional<std::string> chat;    // a valid chat id; absent: stored, never dispatched
+  std::optional<std::string> sender;  // address or name of the author
   std::optional<std::string> sender_name;
   std::optional<std::string> subject;
   std::string content;
   std::optional<std::string> timestamp;  // ISO-8601 Z; absent: the time of storing
   MessageStatus status = MessageStatus::unread;
-  bool from_assistant = false;           // the assistant's own messages are never fed back
-  std::string metadata_json = "{}";      // channel metadata, a JSON object
+  bool from_assistant = false;             // the assistant's own messages are never fed back
+  std::string metadata_json = "{}";        // channel metadata, a JSON object
   std::optional<std::string> external_id;  // dedupe key of imports and channels (unique)
 };
 
@@ -64,11 +64,11 @@ struct Message {
 
 // A page of messages. Results are ordered by id, newest first unless `ascending`.
 struct MessageQuery {
-  int limit = 50;                    // the caller bounds it
-  bool unread_only = false;          // status unread, processing or replied
-  std::optional<std::string> chat;   // exact chat id
-  std::optional<Seq> since;          // id > since
-  std::optional<Seq> before;         // id < before
+  int limit = 50;                   // the caller bounds it
+  bool unread_only = false;         // status unread, processing or replied
+  std::optional<std::string> chat;  // exact chat id
+  std::optional<Seq> since;         // id > since
+  std::optional<Seq> before;        // id < before
   bool ascending = false;
 };
 

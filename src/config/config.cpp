@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "config/units.h"
-#include "host/ipc_files.h"
 #include "core/schedule.h"
+#include "host/ipc_files.h"
 
 namespace sb {
 namespace {
@@ -678,35 +678,40 @@ class Loader {
     const toml::table* table = expect_table(node, key);
     if (!table) return;
     const std::vector<Field> fields = {
-        {"enabled", [&](const toml::node& n,
-                        const std::string& k) { assign(rx.enabled, boolean(n, k)); }},
+        {"enabled",
+         [&](const toml::node& n, const std::string& k) { assign(rx.enabled, boolean(n, k)); }},
         {"listen",
          [&](const toml::node& n, const std::string& k) { read_listen(n, k, rx.host, rx.port); }},
         {"hostname", [&](const toml::node& n,
                          const std::string& k) { assign(rx.hostname, expect_string(n, k)); }},
-        {"tls_cert", [&](const toml::node& n,
-                         const std::string& k) { assign(rx.tls_cert, file_path(n, k)); }},
-        {"tls_key", [&](const toml::node& n,
-                        const std::string& k) { assign(rx.tls_key, file_path(n, k)); }},
+        {"tls_cert",
+         [&](const toml::node& n, const std::string& k) { assign(rx.tls_cert, file_path(n, k)); }},
+        {"tls_key",
+         [&](const toml::node& n, const std::string& k) { assign(rx.tls_key, file_path(n, k)); }},
         {"max_message_bytes",
          [&](const toml::node& n, const std::string& k) {
            assign(rx.max_message_bytes, size(n, k, kMaxMailBytes));
          }},
-        {"max_recipients", [&](const toml::node& n, const std::string& k) {
+        {"max_recipients",
+         [&](const toml::node& n, const std::string& k) {
            assign(rx.max_recipients, count(n, k, kMaxRecipients));
          }},
-        {"max_connections", [&](const toml::node& n, const std::string& k) {
+        {"max_connections",
+         [&](const toml::node& n, const std::string& k) {
            assign(rx.max_connections, count(n, k, kMaxConnections));
          }},
-        {"max_connections_per_client", [&](const toml::node& n, const std::string& k) {
+        {"max_connections_per_client",
+         [&](const toml::node& n, const std::string& k) {
            assign(rx.max_connections_per_client, count(n, k, kMaxConnections));
          }},
-        {"command_timeout", [&](const toml::node& n, const std::string& k) {
+        {"command_timeout",
+         [&](const toml::node& n, const std::string& k) {
            assign(rx.command_timeout, duration(n, k));
          }},
         {"data_timeout", [&](const toml::node& n,
                              const std::string& k) { assign(rx.data_timeout, duration(n, k)); }},
-        {"max_errors", [&](const toml::node& n, const std::string& k) {
+        {"max_errors",
+         [&](const toml::node& n, const std::string& k) {
            assign(rx.max_errors, count(n, k, kMaxRecipients));
          }},
     };
@@ -726,9 +731,10 @@ class Loader {
            auto text = expect_string(n, k);
            if (!text) return;
            const auto at = text->find('@');
-           const bool valid = at != std::string::npos && at > 0 && at + 1 < text->size() &&
-                              text->find('@', at + 1) == std::string::npos &&
-                              std::ranges::all_of(*text, [](char c) { return c > ' ' && c < 0x7f; });
+           const bool valid =
+               at != std::string::npos && at > 0 && at + 1 < text->size() &&
+               text->find('@', at + 1) == std::string::npos &&
+               std::ranges::all_of(*text, [](char c) { return c > ' ' && c < 0x7f; });
            if (!valid) {
              fail(n, "'" + k + "' must be an email address such as andy@example.org (got '" +
                          *text + "')");
@@ -745,7 +751,8 @@ class Loader {
            auto text = expect_string(n, k);
            if (!text) return;
            if (!host::is_valid_group_folder(*text) || *text == "global") {
-             fail(n, "'" + k + "' must be a group folder name: 1-64 of a-z, 0-9, '_' or '-' (got '" +
+             fail(n, "'" + k +
+                         "' must be a group folder name: 1-64 of a-z, 0-9, '_' or '-' (got '" +
                          *text + "')");
              return;
            }
@@ -762,8 +769,8 @@ class Loader {
          }},
         {"send", [&](const toml::node& n,
                      const std::string& k) { assign(account.send, choice(n, k, kSendModes)); }},
-        {"smtp", [&](const toml::node& n,
-                     const std::string& k) { read_submission(n, k, account.smtp); }},
+        {"smtp",
+         [&](const toml::node& n, const std::string& k) { read_submission(n, k, account.smtp); }},
     };
     read_fields(*table, key + ".", fields);
     if (account.address.empty()) {
@@ -779,8 +786,7 @@ class Loader {
     return true;
   }
 
-  void read_submission(const toml::node& node, const std::string& key,
-                       SmtpSubmissionConfig& smtp) {
+  void read_submission(const toml::node& node, const std::string& key, SmtpSubmissionConfig& smtp) {
     const toml::table* table = expect_table(node, key);
     if (!table) return;
     const toml::node* password = nullptr;
@@ -794,14 +800,16 @@ class Loader {
            port_given = true;
            assign(smtp.port, count(n, k, 65535));
          }},
-        {"security", [&](const toml::node& n, const std::string& k) {
+        {"security",
+         [&](const toml::node& n, const std::string& k) {
            assign(smtp.security, choice(n, k, kSmtpSecurity));
          }},
-        {"verify_certificate", [&](const toml::node& n, const std::string& k) {
+        {"verify_certificate",
+         [&](const toml::node& n, const std::string& k) {
            assign(smtp.verify_certificate, boolean(n, k));
          }},
-        {"ca_file", [&](const toml::node& n,
-                        const std::string& k) { assign(smtp.ca_file, file_path(n, k)); }},
+        {"ca_file",
+         [&](const toml::node& n, const std::string& k) { assign(smtp.ca_file, file_path(n, k)); }},
         {"username", [&](const toml::node& n,
                          const std::string& k) { assign(smtp.username, expect_string(n, k)); }},
         {"password", [&](const toml::node& n, const std::string&) { password = &n; }},

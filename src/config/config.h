@@ -56,10 +56,10 @@ struct AgentConfig {
   std::vector<std::string> trigger_aliases;  // extra triggers besides "@<assistant_name>"
   std::size_t max_batch_messages = 200;      // messages given to one run at most
   // The built-in agent (`switchboard agent`), handed over in its input's "limits".
-  std::size_t max_tool_rounds = 50;                     // model calls with tools per turn
-  std::size_t max_output_tokens = 8192;                 // per model call
-  std::chrono::milliseconds tool_timeout{120'000};      // per tool call
-  std::chrono::milliseconds model_timeout{300'000};     // per model request
+  std::size_t max_tool_rounds = 50;                  // model calls with tools per turn
+  std::size_t max_output_tokens = 8192;              // per model call
+  std::chrono::milliseconds tool_timeout{120'000};   // per tool call
+  std::chrono::milliseconds model_timeout{300'000};  // per model request
   std::size_t context_window = 0;  // tokens before compaction; 0: 200k anthropic, 128k openai
 };
 
@@ -104,9 +104,9 @@ struct SmtpSubmissionConfig {
 
 // [[email.accounts]]: one address the assistant has.
 struct EmailAccountConfig {
-  std::string address;       // lower case
-  std::string display_name;  // From: name on its mail; empty: assistant_name
-  std::string group = "email";  // the group that answers (created when missing)
+  std::string address;                  // lower case
+  std::string display_name;             // From: name on its mail; empty: assistant_name
+  std::string group = "email";          // the group that answers (created when missing)
   std::vector<std::string> allow_from;  // addresses, "@domain", or "*"; required
   std::string receive = "smtp";         // smtp: through [email.receiver]
   std::string send = "smtp";            // smtp: through [email.accounts.smtp]

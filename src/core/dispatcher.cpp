@@ -489,7 +489,8 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
   if (auto model = settings->model.value_or(options_.model); !model.empty()) {
     input["model"] = model;
   }
-  sandbox::RunSpec spec = build_spec(group, *settings, json::serialize(input), run.run_id, run.chat);
+  sandbox::RunSpec spec =
+      build_spec(group, *settings, json::serialize(input), run.run_id, run.chat);
 
   if (auto opened = proxy_.open(group.folder, paths.proxy_socket(group.folder)); !opened) {
     sandbox::RunOutcome failed;

@@ -228,11 +228,10 @@ int run_daemon(const Config& config) {
   options.model = config.model.model;
   options.provider = config.model.provider;
   options.timezone = config.timezone;
-  options.agent_limits = {
-      {"maxToolRounds", config.agent.max_tool_rounds},
-      {"maxOutputTokens", config.agent.max_output_tokens},
-      {"toolTimeoutMs", config.agent.tool_timeout.count()},
-      {"modelTimeoutMs", config.agent.model_timeout.count()}};
+  options.agent_limits = {{"maxToolRounds", config.agent.max_tool_rounds},
+                          {"maxOutputTokens", config.agent.max_output_tokens},
+                          {"toolTimeoutMs", config.agent.tool_timeout.count()},
+                          {"modelTimeoutMs", config.agent.model_timeout.count()}};
   if (config.agent.context_window > 0) {
     options.agent_limits["contextWindowTokens"] = config.agent.context_window;
   }

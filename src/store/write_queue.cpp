@@ -4,8 +4,7 @@
 
 namespace sb {
 
-WriteQueue::WriteQueue(std::unique_ptr<Store> store, std::size_t max_batch,
-                       CommitObserver observer)
+WriteQueue::WriteQueue(std::unique_ptr<Store> store, std::size_t max_batch, CommitObserver observer)
     : store_(std::move(store)), max_batch_(max_batch), observer_(std::move(observer)) {
   thread_ = std::thread([this] { loop(); });
 }

@@ -45,21 +45,21 @@ class BuiltInAgent : public ::testing::TestWithParam<std::string> {
       const std::string key = line.substr(0, line.find(' '));
       if (("\n" + agent_toml).find("\n" + key + " =") == std::string::npos) agent += line + "\n";
     }
-    const std::string toml = "assistant_name = \"Andy\"\n"
-                             "timezone = \"UTC\"\n"
-                             "[agent]\n" +
-                             agent + "mount_allowlist = \"" +
-                             (dir.path() / "no-allowlist.json").string() +
-                             "\"\n"
-                             "[model]\n"
-                             "provider = \"" +
-                             GetParam() +
-                             "\"\n"
-                             "model = \"test-model\"\n"
-                             "base_url = \"" +
-                             mock->url() +
-                             "\"\n"
-                             "api_key_env = \"SB_E2E_MODEL_KEY\"\n";
+    const std::string toml =
+        "assistant_name = \"Andy\"\n"
+        "timezone = \"UTC\"\n"
+        "[agent]\n" +
+        agent + "mount_allowlist = \"" + (dir.path() / "no-allowlist.json").string() +
+        "\"\n"
+        "[model]\n"
+        "provider = \"" +
+        GetParam() +
+        "\"\n"
+        "model = \"test-model\"\n"
+        "base_url = \"" +
+        mock->url() +
+        "\"\n"
+        "api_key_env = \"SB_E2E_MODEL_KEY\"\n";
     daemon = std::make_unique<Daemon>(dir.path(), "", toml);
     ASSERT_TRUE(daemon->start({"SB_E2E_MODEL_KEY=" + kModelKey})) << daemon->log();
   }
@@ -88,7 +88,9 @@ class BuiltInAgent : public ::testing::TestWithParam<std::string> {
     return false;
   }
 
-  fs::path group_dir(const std::string& folder) const { return dir.path() / "data/groups" / folder; }
+  fs::path group_dir(const std::string& folder) const {
+    return dir.path() / "data/groups" / folder;
+  }
 
   TempDir dir;
   std::unique_ptr<MockServer> mock;
@@ -110,17 +112,18 @@ TEST_P(BuiltInAgent, AMessageProducesAReplyThroughTheProxy) {
   EXPECT_EQ(sent[0].at("path").as_string(), model_path());
   const std::string body = body_text(sent[0]);
   EXPECT_NE(body.find("test-model"), std::string::npos) << body;
-  EXPECT_NE(body.find("You are Andy"), std::string::npos) << "the system prompt names the assistant";
+  EXPECT_NE(body.find("You are Andy"), std::string::npos)
+      << "the system prompt names the assistant";
   EXPECT_NE(body.find("hi there"), std::string::npos);
   EXPECT_NE(body.find("write_file"), std::string::npos) << "the tools are offered";
   EXPECT_EQ(body.find("web_fetch"), std::string::npos) << "no network, no web_fetch";
 }
 
 TEST_P(BuiltInAgent, AToolCallWritesAFileInTheGroupFolder) {
-  start(json::array{tool_entry("write_file",
-                               {{"path", "notes/shopping.md"}, {"content", "- milk\n- bread\n"}},
-                               "call_write_1"),
-                    text_entry("Saved your list.")});
+  start(json::array{
+      tool_entry("write_file", {{"path", "notes/shopping.md"}, {"content", "- milk\n- bread\n"}},
+                 "call_write_1"),
+      text_entry("Saved your list.")});
   add_group(*daemon, "family", "http:alice");
   post_message(*daemon, "http:alice", "save my shopping list");
   auto got = assistant_replies(*daemon, "http:alice", 1);
@@ -246,8 +249,7 @@ TEST_P(BuiltInAgent, AProviderErrorEndsInAClearErrorResult) {
 }
 
 TEST_P(BuiltInAgent, AHungProviderEndsInATimeoutError) {
-  start(json::array{json::object{{"delay", 30}, {"text", "too late"}}},
-        "model_timeout = \"2s\"\n");
+  start(json::array{json::object{{"delay", 30}, {"text", "too late"}}}, "model_timeout = \"2s\"\n");
   add_group(*daemon, "family", "http:alice");
   post_message(*daemon, "http:alice", "hello?");
   EXPECT_TRUE(log_contains("no answer from the model provider within 2 s", 40s)) << daemon->log();

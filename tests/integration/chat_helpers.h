@@ -44,9 +44,9 @@ inline std::int64_t post_message(const Daemon& daemon, const std::string& chat,
 
 // The assistant's messages in `chat`, waiting (long-poll) until there are at least `count`
 // or `limit` passes.
-inline std::vector<std::string> assistant_replies(const Daemon& daemon, const std::string& chat,
-                                                  std::size_t count,
-                                                  std::chrono::seconds limit = std::chrono::seconds(20)) {
+inline std::vector<std::string> assistant_replies(
+    const Daemon& daemon, const std::string& chat, std::size_t count,
+    std::chrono::seconds limit = std::chrono::seconds(20)) {
   std::vector<std::string> out;
   std::int64_t since = 0;
   const auto deadline = std::chrono::steady_clock::now() + limit;

@@ -50,21 +50,28 @@ class EmailEndToEnd : public ::testing::Test {
         "assistant_name = \"Andy\"\n"
         "[agent]\n"
         "runtime = \"bwrap\"\n"
-        "command = [\"" SWITCHBOARD_TEST_AGENT "\"]\n"
+        "command = [\"" SWITCHBOARD_TEST_AGENT
+        "\"]\n"
         "idle_timeout = \"1s\"\n"
         "kill_grace = \"1s\"\n"
         "shutdown_grace = \"2s\"\n"
-        "mount_allowlist = \"" + (dir.path() / "no-allowlist.json").string() + "\"\n"
+        "mount_allowlist = \"" +
+        (dir.path() / "no-allowlist.json").string() +
+        "\"\n"
         "[email.receiver]\n"
         "enabled = true\n"
-        "listen = \"127.0.0.1:" + std::to_string(smtp_port) + "\"\n"
+        "listen = \"127.0.0.1:" +
+        std::to_string(smtp_port) +
+        "\"\n"
         "hostname = \"mx.example.test\"\n"
         "[[email.accounts]]\n"
         "address = \"andy@example.test\"\n"
         "allow_from = [\"alice@example.org\"]\n"
         "[email.accounts.smtp]\n"
         "host = \"127.0.0.1\"\n"
-        "port = " + std::to_string(sink->port()) + "\n"
+        "port = " +
+        std::to_string(sink->port()) +
+        "\n"
         "security = \"plain\"\n";
     daemon = std::make_unique<Daemon>(dir.path(), "", toml);
     ASSERT_TRUE(daemon->start()) << daemon->log();
@@ -164,7 +171,8 @@ TEST_F(EmailEndToEnd, PostEmailQueuesAMailThatTheSinkReceives) {
   EXPECT_EQ(state.at("state"), "sent") << json::serialize(state);
   daemon->json("GET", "/email/999999", 404);
   daemon->json("POST", "/email", 422, R"({"to":"not an address","subject":"x","body":"y"})");
-  daemon->json("POST", "/email", 422, "{\"to\":\"a@b.c\",\"subject\":\"x\\r\\nBcc: e@f.g\",\"body\":\"y\"}");
+  daemon->json("POST", "/email", 422,
+               "{\"to\":\"a@b.c\",\"subject\":\"x\\r\\nBcc: e@f.g\",\"body\":\"y\"}");
 }
 
 }  // namespace

@@ -145,8 +145,8 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
         if (!a.is_object()) continue;
         const std::string encoded = string_field(a.get_object(), "content_base64");
         std::string bytes(boost::beast::detail::base64::decoded_size(encoded.size()), '\0');
-        const auto decoded = boost::beast::detail::base64::decode(bytes.data(), encoded.data(),
-                                                                  encoded.size());
+        const auto decoded =
+            boost::beast::detail::base64::decode(bytes.data(), encoded.data(), encoded.size());
         bytes.resize(decoded.first);
         mail.attachments.push_back({string_field(a.get_object(), "filename"),
                                     string_field(a.get_object(), "content_type"),
@@ -169,8 +169,8 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
   }
 
   mail.from = {account->config.address, account->config.display_name.empty()
-                                             ? assistant_name_
-                                             : account->config.display_name};
+                                            ? assistant_name_
+                                            : account->config.display_name};
   // The same outbox row always gets the same Message-ID: a resend is recognisably one mail.
   mail.message_id = "sb." + sha256_hex(item.idempotency_key).substr(0, 32) + "@" +
                     domain_of(account->config.address);

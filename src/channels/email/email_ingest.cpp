@@ -93,8 +93,8 @@ Result<std::vector<EmailAccount>> make_accounts(const EmailConfig& config) {
   for (const auto& account : config.accounts) {
     auto allow = AllowList::parse(account.allow_from);
     if (!allow) {
-      return make_error("email account " + account.address + ": allow_from: " +
-                        allow.error().message);
+      return make_error("email account " + account.address +
+                        ": allow_from: " + allow.error().message);
     }
     out.push_back(EmailAccount{account, std::move(*allow)});
   }
@@ -262,9 +262,9 @@ asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, s
   }
   message.status = dispatch ? MessageStatus::unread : MessageStatus::filtered;
   message.metadata_json = json::serialize(metadata);
-  message.external_id = "email:" + account.config.address + ":" +
-                        (p.mail.message_id.empty() ? "sha256:" + sha256_hex(data)
-                                                   : p.mail.message_id);
+  message.external_id =
+      "email:" + account.config.address + ":" +
+      (p.mail.message_id.empty() ? "sha256:" + sha256_hex(data) : p.mail.message_id);
 
   auto add = [m = std::move(message)](Store& store) { return store.add_message(m); };
   auto result = co_await writer_.run(std::move(add));

@@ -1,9 +1,8 @@
 #include "channels/email/email_service.h"
 
-#include <unistd.h>
-
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace sb::email {
 
@@ -34,9 +33,9 @@ Result<std::unique_ptr<EmailService>> EmailService::create(
   limits.max_attachments = config.email.max_attachments;
   service->ingest_ = std::make_unique<EmailIngest>(executor, writer, groups, service->accounts_,
                                                    limits, metrics, std::move(on_stored));
-  service->channel_ = std::make_unique<EmailChannel>(executor, reader, service->accounts_,
-                                                     config.assistant_name, hostname,
-                                                     config.email.reply_limit);
+  service->channel_ =
+      std::make_unique<EmailChannel>(executor, reader, service->accounts_, config.assistant_name,
+                                     hostname, config.email.reply_limit);
   for (const auto& warning : service->channel_->warnings()) spdlog::warn("{}", warning);
 
   if (config.email.receiver.enabled) {

@@ -9,8 +9,8 @@
 #include <random>
 #include <utility>
 
-#include "common/html_text.h"
 #include "channels/email/mail_text.h"
+#include "common/html_text.h"
 
 namespace sb::email {
 namespace {

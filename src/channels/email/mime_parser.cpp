@@ -10,8 +10,8 @@
 #include <string>
 #include <utility>
 
-#include "common/html_text.h"
 #include "channels/email/mail_text.h"
+#include "common/html_text.h"
 
 namespace sb::email {
 namespace {
