@@ -16,7 +16,7 @@ namespace {
 json::object encode_block(const Block& block) {
   switch (block.kind) {
     case Block::Kind::text:
-      return {{"type", "text"}, {"text", codec::valid_utf8(block.text)}};
+      return {{"type", "text"}, {"text", to_valid_utf8(block.text)}};
     case Block::Kind::tool_call:
       return {{"type", "tool_use"},
               {"id", block.call.id},
@@ -26,7 +26,7 @@ json::object encode_block(const Block& block) {
       json::object result{{"type", "tool_result"}, {"tool_use_id", block.result.call_id}};
       // The API rejects empty text, so an empty result is sent without content.
       if (!block.result.content.empty()) {
-        result["content"] = codec::valid_utf8(block.result.content);
+        result["content"] = to_valid_utf8(block.result.content);
       }
       if (block.result.is_error) result["is_error"] = true;
       return result;
@@ -77,14 +77,14 @@ json::object encode(const ModelRequest& request, std::string_view default_model)
   json::object body;
   body["model"] = codec::choose_model(request, default_model, kDefaultModel);
   body["max_tokens"] = request.max_tokens;
-  if (!request.system.empty()) body["system"] = codec::valid_utf8(request.system);
+  if (!request.system.empty()) body["system"] = to_valid_utf8(request.system);
   if (!request.tools.empty()) {
     json::array tools;
     for (const ToolSpec& tool : request.tools) {
       json::object schema = tool.input_schema;
       if (schema.empty()) schema["type"] = "object";  // the API requires a schema type
       tools.push_back(json::object{{"name", tool.name},
-                                   {"description", codec::valid_utf8(tool.description)},
+                                   {"description", to_valid_utf8(tool.description)},
                                    {"input_schema", std::move(schema)}});
     }
     body["tools"] = std::move(tools);

@@ -14,28 +14,6 @@ namespace json = boost::json;
 
 namespace {
 
-// The length of the UTF-8 sequence a lead byte announces; 1 for anything else.
-std::size_t sequence_length(unsigned char lead) {
-  if (lead >= 0xF0) return 4;
-  if (lead >= 0xE0) return 3;
-  if (lead >= 0xC0) return 2;
-  return 1;
-}
-
-// Where to cut `text` at most max_bytes in without splitting a UTF-8 sequence.
-std::size_t cut_point(std::string_view text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) return text.size();
-  std::size_t lead = max_bytes;
-  while (lead > 0 && max_bytes - lead < 4 &&
-         (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) {
-    --lead;
-  }
-  if (lead == 0) return max_bytes;
-  const auto first = static_cast<unsigned char>(text[lead - 1]);
-  if (first >= 0xC0 && lead - 1 + sequence_length(first) > max_bytes) return lead - 1;
-  return max_bytes;
-}
-
 std::string string_member(const json::object& object, std::string_view key) {
   const json::value* v = find(object, key);
   return v && v->is_string() ? std::string(v->get_string()) : std::string();
@@ -44,22 +22,14 @@ std::string string_member(const json::object& object, std::string_view key) {
 }  // namespace
 
 std::string excerpt(std::string_view text, std::size_t max_bytes) {
-  const std::size_t end = cut_point(text, max_bytes);
-  std::string out = valid_utf8(text.substr(0, end));
+  const std::size_t end = utf8_prefix(text, max_bytes).size();
+  std::string out = to_valid_utf8(text.substr(0, end));
   for (char& c : out) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7F) c = ' ';
   }
   if (end < text.size()) out += "… (" + std::to_string(text.size()) + " bytes)";
   return out;
-}
-
-std::string valid_utf8(std::string_view text) {
-  // append_json_string already knows which bytes are valid UTF-8 and writes U+FFFD for the
-  // others; reading its literal back gives the repaired text without a second validator.
-  std::string literal;
-  append_json_string(literal, text);
-  return std::string(json::parse(literal).get_string());
 }
 
 std::vector<Message> merged_turns(const std::vector<Message>& messages) {

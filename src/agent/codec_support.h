@@ -13,16 +13,13 @@
 
 #include "agent/conversation.h"
 #include "common/result.h"
+#include "common/utf8.h"
 
 namespace sb::agent::codec {
 
 // The first max_bytes of `text` for an error message: one line (control characters become
 // spaces), valid UTF-8, and when cut, "…" and the full size appended.
 std::string excerpt(std::string_view text, std::size_t max_bytes = 500);
-
-// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD, so that the JSON
-// sent to a provider is valid whatever a tool printed.
-std::string valid_utf8(std::string_view text);
 
 // The conversation as alternating turns: empty text blocks dropped, messages left without
 // blocks dropped, consecutive messages of one role merged, and in user turns the tool results

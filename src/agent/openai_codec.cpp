@@ -24,7 +24,7 @@ void encode_user_turn(const Message& turn, json::array& messages) {
   std::string text;
   for (const Block& block : turn.blocks) {
     if (block.kind == Block::Kind::tool_result) {
-      const std::string content = codec::valid_utf8(block.result.content);
+      const std::string content = to_valid_utf8(block.result.content);
       messages.push_back(
           json::object{{"role", "tool"},
                        {"tool_call_id", block.result.call_id},
@@ -34,7 +34,7 @@ void encode_user_turn(const Message& turn, json::array& messages) {
     }
   }
   if (!text.empty()) {
-    messages.push_back(json::object{{"role", "user"}, {"content", codec::valid_utf8(text)}});
+    messages.push_back(json::object{{"role", "user"}, {"content", to_valid_utf8(text)}});
   }
 }
 
@@ -56,7 +56,7 @@ void encode_assistant_turn(const Message& turn, json::array& messages) {
   if (text.empty()) {
     message["content"] = nullptr;
   } else {
-    message["content"] = codec::valid_utf8(text);
+    message["content"] = to_valid_utf8(text);
   }
   if (!calls.empty()) message["tool_calls"] = std::move(calls);
   messages.push_back(std::move(message));
@@ -156,7 +156,7 @@ json::object encode(const ModelRequest& request, std::string_view default_model)
   json::array messages;
   if (!request.system.empty()) {
     messages.push_back(
-        json::object{{"role", "system"}, {"content", codec::valid_utf8(request.system)}});
+        json::object{{"role", "system"}, {"content", to_valid_utf8(request.system)}});
   }
   for (const Message& turn : codec::merged_turns(request.messages)) {
     if (turn.role == Role::user) {
@@ -174,7 +174,7 @@ json::object encode(const ModelRequest& request, std::string_view default_model)
       tools.push_back(json::object{
           {"type", "function"},
           {"function", json::object{{"name", tool.name},
-                                    {"description", codec::valid_utf8(tool.description)},
+                                    {"description", to_valid_utf8(tool.description)},
                                     {"parameters", std::move(schema)}}}});
     }
     body["tools"] = std::move(tools);

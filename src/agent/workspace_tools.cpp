@@ -92,49 +92,6 @@ Result<bool> optional_bool(const json::object& input, std::string_view name, boo
   return make_error(in_quotes(name) + " must be true or false");
 }
 
-std::string to_valid_utf8(std::string_view text) {
-  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-  std::string out;
-  out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      out += static_cast<char>(lead);
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    char32_t smallest = 0;
-    if ((lead & 0xE0) == 0xC0) {
-      length = 2;
-      smallest = 0x80;
-    } else if ((lead & 0xF0) == 0xE0) {
-      length = 3;
-      smallest = 0x800;
-    } else if ((lead & 0xF8) == 0xF0) {
-      length = 4;
-      smallest = 0x10000;
-    }
-    bool valid = length != 0 && i + length <= text.size();
-    char32_t code = valid ? lead & (0x7F >> length) : 0;
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      valid = (next & 0xC0) == 0x80;
-      code = (code << 6) | (next & 0x3F);
-    }
-    valid = valid && code >= smallest && code <= 0x10FFFF && (code < 0xD800 || code > 0xDFFF);
-    if (valid) {
-      out.append(text.substr(i, length));
-      i += length;
-    } else {
-      out += kReplacement;
-      ++i;
-    }
-  }
-  return out;
-}
-
 namespace {
 
 // Room kept for the omission note, so that head + note + tail stays within the cap.

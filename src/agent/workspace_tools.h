@@ -15,6 +15,7 @@
 
 #include "agent/tool.h"
 #include "common/result.h"
+#include "common/utf8.h"
 
 namespace sb::agent {
 
@@ -35,10 +36,6 @@ Result<std::optional<std::int64_t>> optional_integer(const boost::json::object& 
                                                      std::int64_t max);
 Result<bool> optional_bool(const boost::json::object& input, std::string_view name,
                            bool default_value);
-
-// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD, so
-// that any output (a binary's stderr, a Latin-1 page) can go into the provider's JSON.
-std::string to_valid_utf8(std::string_view text);
 
 // Collects output of any length in bounded memory, keeping its head and tail. finish()
 // returns all of it if it fit in max_bytes, else the head, a line

@@ -23,4 +23,8 @@ std::string html_to_text(std::string_view html);
 // are; invalid code points become U+FFFD. Thread-safe.
 std::string decode_html_entities(std::string_view text);
 
+// `&`, `<`, `>` and `"` as entities: text made safe inside XML or HTML elements and quoted
+// attribute values.
+std::string escape_xml(std::string_view text);
+
 }  // namespace sb

@@ -3,33 +3,10 @@
 #include <array>
 #include <charconv>
 
+#include "common/utf8.h"
+
 namespace sb {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i] (2-4), or 0 if invalid.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t n;
-  std::uint32_t min;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2, min = 0x80;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3, min = 0x800;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  std::uint32_t cp = b0 & (0xFF >> (n + 1));
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
 
 // Bytes that are copied as they are: printable ASCII other than '"' and '\\'.
 constexpr auto kPlain = [] {
@@ -53,7 +30,7 @@ void append_json_string(std::string& out, std::string_view text) {
     if (i == text.size()) break;
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
-      if (auto n = utf8_sequence(text, i)) {
+      if (auto n = utf8_sequence_length(text, i)) {
         i += n;
         continue;
       }

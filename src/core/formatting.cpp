@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "common/html_text.h"
+
 namespace sb::core {
 namespace {
 
@@ -55,30 +57,6 @@ const std::string& non_empty_or(const std::optional<std::string>& value,
 }
 
 }  // namespace
-
-std::string escape_xml(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string format_messages(std::span<const Message> messages) {
   static const std::string kUnknown = "unknown";

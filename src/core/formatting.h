@@ -16,17 +16,14 @@
 
 namespace sb::core {
 
-// `text` with & < > " replaced by &amp; &lt; &gt; &quot;, so that it can stand inside an XML
-// attribute value or element. Everything else (newlines, UTF-8) passes through unchanged.
-std::string escape_xml(std::string_view text);
-
 // The block handed to the agent as its prompt, one line per message in the order given:
 //   <messages>
 //   <message sender="NAME" time="TIMESTAMP">CONTENT</message>
 //   </messages>
 // NAME is sender_name, else sender, else "unknown" (empty strings count as absent). A
 // non-empty subject adds ` subject="…"` after time. Content keeps its own newlines, so a
-// "line" may span several. Every value is escaped with escape_xml. An empty span gives
+// "line" may span several. Every value is escaped with escape_xml (common/html_text.h). An empty
+// span gives
 // "<messages>\n</messages>".
 std::string format_messages(std::span<const Message> messages);
 

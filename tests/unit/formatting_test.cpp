@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/html_text.h"
+
 namespace sb::core {
 namespace {
 

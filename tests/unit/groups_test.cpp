@@ -102,10 +102,17 @@ TEST_F(GroupsTest, BadInputIsRefusedWithoutAConflictFlag) {
   EXPECT_FALSE(std::get<Failure>(bad_folder).conflict);
   auto bad_chat = create("ok", {"no-colon"});
   ASSERT_TRUE(std::holds_alternative<Failure>(bad_chat));
-  auto no_chat = create("ok", {});
-  ASSERT_TRUE(std::holds_alternative<Failure>(no_chat));
   EXPECT_EQ(groups.all().size(), 0u);
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "data/groups/ok"));
+}
+
+TEST_F(GroupsTest, AGroupMayStartWithoutChatsAndGainThemLater) {
+  // The email channel's group: a chat is bound per correspondent as mail arrives.
+  ASSERT_TRUE(std::holds_alternative<GroupRecord>(create("email", {})));
+  GroupChange change;
+  change.chats = std::vector<std::string>{"email:alice@example.org"};
+  ASSERT_TRUE(std::holds_alternative<GroupRecord>(run(groups.update("email", change))));
+  EXPECT_EQ(groups.for_chat("email:alice@example.org")->folder, "email");
 }
 
 TEST_F(GroupsTest, UpdateChangesTriggerAndChatsAndRemoveForgetsTheGroupButKeepsItsFolder) {

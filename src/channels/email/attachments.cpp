@@ -173,7 +173,7 @@ Result<std::pair<std::string, int>> claim_name(int dir_fd, const std::string& na
 }  // namespace
 
 std::string safe_filename(std::string_view name, std::string_view content_type) {
-  const std::string utf8 = valid_utf8(name);
+  const std::string utf8 = to_valid_utf8(name);
   std::string_view last = utf8;
   if (const std::size_t slash = last.find_last_of("/\\"); slash != std::string_view::npos) {
     last.remove_prefix(slash + 1);

@@ -6,16 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace sb::email {
-
-// `bytes` with each byte that is not part of a valid UTF-8 sequence (overlong forms and
-// surrogates included) replaced by U+FFFD.
-std::string valid_utf8(std::string_view bytes);
-
-bool is_valid_utf8(std::string_view bytes);
-
-// The longest prefix of `text` of at most `max_bytes` that does not cut a UTF-8 sequence.
-std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes);
 
 // A value fit for one header line or one line of text: valid UTF-8, control characters
 // (CR, LF, NUL, tab, DEL, …) turned into spaces, runs of spaces collapsed, trimmed, and cut

@@ -117,7 +117,7 @@ Result<std::pair<std::string, std::string>> parse_content_type(std::string_view 
 
 // Body text as it goes out: valid UTF-8 with LF line ends (written as CRLF) and no NUL.
 std::string body_text(std::string_view text) {
-  const std::string utf8 = valid_utf8(text);
+  const std::string utf8 = to_valid_utf8(text);
   std::string out;
   out.reserve(utf8.size());
   for (std::size_t i = 0; i < utf8.size(); ++i) {
@@ -167,29 +167,6 @@ std::string neutralise_urls(const std::string& html) {
   return out;
 }
 
-std::string escape_html(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // A text part with UTF-8 content, 7bit when that is allowed (ASCII, lines of at most 998
 // bytes), quoted-printable otherwise.
 GMimeTextPart* new_text_part(const char* subtype, const std::string& text) {
@@ -212,7 +189,7 @@ GMimeTextPart* new_text_part(const char* subtype, const std::string& text) {
 }
 
 void add_mailbox(GMimeMessage* message, GMimeAddressType type, const Mailbox& mailbox) {
-  const std::string name = valid_utf8(mailbox.name);
+  const std::string name = to_valid_utf8(mailbox.name);
   GPtr<InternetAddress> address(
       internet_address_mailbox_new(name.empty() ? nullptr : name.c_str(), mailbox.address.c_str()));
   // UTF-8 rather than GMime's pick of the smallest charset (often ISO-8859-1).
@@ -281,7 +258,7 @@ std::string markdown_to_html(std::string_view markdown) {
                                 MD_FLAG_PERMISSIVEEMAILAUTOLINKS | MD_FLAG_TASKLISTS;
   if (md_html(text.data(), static_cast<MD_SIZE>(text.size()), append, &body, parser_flags,
               MD_HTML_FLAG_SKIP_UTF8_BOM) != 0) {
-    body = "<pre>" + escape_html(text) + "</pre>\n";  // md4c fails only when out of memory
+    body = "<pre>" + escape_xml(text) + "</pre>\n";  // md4c fails only when out of memory
   }
   return "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n</head>\n<body>\n" +
          neutralise_urls(body) + "</body>\n</html>\n";
@@ -341,7 +318,7 @@ Result<std::string> build_mail(const OutgoingMail& mail) {
   add_mailbox(message.get(), GMIME_ADDRESS_TYPE_FROM, mail.from);
   for (const Mailbox& mailbox : mail.to) add_mailbox(message.get(), GMIME_ADDRESS_TYPE_TO, mailbox);
   for (const Mailbox& mailbox : mail.cc) add_mailbox(message.get(), GMIME_ADDRESS_TYPE_CC, mailbox);
-  const std::string subject = valid_utf8(mail.subject);
+  const std::string subject = to_valid_utf8(mail.subject);
   g_mime_message_set_subject(message.get(), subject.c_str(), "utf-8");
 
   const auto when = mail.date.value_or(std::chrono::system_clock::now());
@@ -383,7 +360,7 @@ Result<std::string> build_mail(const OutgoingMail& mail) {
           g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
       g_mime_part_set_content(part.get(), content.get());
       g_mime_object_set_disposition(GMIME_OBJECT(part.get()), "attachment");
-      const std::string name = valid_utf8(attachment.name);
+      const std::string name = to_valid_utf8(attachment.name);
       if (!name.empty()) {
         g_mime_part_set_filename(part.get(), name.c_str());
         set_utf8_charset(g_mime_content_disposition_get_parameters(

@@ -45,7 +45,7 @@ std::string bare_id(std::string_view value) {
     const auto b = static_cast<unsigned char>(c);
     if (b > 0x20 && b != 0x7F && c != '<' && c != '>') id += c;
   }
-  return std::string(utf8_prefix(valid_utf8(id), kMaxMessageIdBytes));
+  return std::string(utf8_prefix(to_valid_utf8(id), kMaxMessageIdBytes));
 }
 
 // Text for the agent: LF line ends, no control characters other than tab and newline,
@@ -171,7 +171,7 @@ class MailReader {
     GPtr<GMimeMessage> message(g_mime_parser_construct_message(parser.get(), options_.get()));
     if (!message) {
       problem("not a MIME message: its bytes are kept as text");
-      finish_text(Body{valid_utf8(raw_), TextSource::plain});
+      finish_text(Body{to_valid_utf8(raw_), TextSource::plain});
       return std::move(mail_);
     }
     read_headers(message.get());
@@ -538,7 +538,7 @@ class MailReader {
       if (is_valid_utf8(bytes)) return std::string(bytes);
       if (is_utf8_name(name)) {
         problem("invalid UTF-8 in the text");
-        return valid_utf8(bytes);
+        return to_valid_utf8(bytes);
       }
       // Mislabelled or unlabelled 8-bit text is usually Windows-1252 / ISO-8859-1.
       problem("8-bit text without a fitting charset: read as windows-1252");
@@ -547,7 +547,7 @@ class MailReader {
     bool lossy = false;
     if (auto converted = convert_with_iconv(bytes, charset, lossy)) {
       if (lossy) problem("text not valid in its charset " + single_line(name, 40));
-      return valid_utf8(*converted);
+      return to_valid_utf8(*converted);
     }
     if (is_valid_utf8(bytes)) {
       problem("unknown charset " + single_line(name, 40) + ": read as UTF-8");
