@@ -572,3 +572,64 @@ TEST(ConfigLoad, ReadsTheFileAndNamesItInErrors) {
 
 }  // namespace
 }  // namespace sb
+
+namespace sb {
+namespace {
+
+TEST(ConfigEmail, AnAccountWithItsReceiverAndSubmissionServerIsRead) {
+  ScopedEnv password("SMTP");
+  password.set("s3cret");
+  const Config c = parse_ok(
+      "[email]\nreply_limit = 3\nmax_attachments = 2\n"
+      "[email.receiver]\nenabled = true\nlisten = \"0.0.0.0:2525\"\nhostname = \"mx.example.org\"\n"
+      "max_message_bytes = \"1MiB\"\n"
+      "[[email.accounts]]\naddress = \"Andy@Example.org\"\nallow_from = [\"@example.org\"]\n"
+      "group = \"mail\"\n"
+      "[email.accounts.smtp]\nhost = \"smtp.example.org\"\nsecurity = \"tls\"\n"
+      "username = \"andy\"\npassword_env = \"" +
+      password.name() + "\"\n");
+  EXPECT_TRUE(c.email.receiver.enabled);
+  EXPECT_EQ(c.email.receiver.host, "0.0.0.0");
+  EXPECT_EQ(c.email.receiver.port, 2525);
+  EXPECT_EQ(c.email.receiver.max_message_bytes, 1024u * 1024u);
+  EXPECT_EQ(c.email.reply_limit, 3u);
+  ASSERT_EQ(c.email.accounts.size(), 1u);
+  const auto& account = c.email.accounts[0];
+  EXPECT_EQ(account.address, "andy@example.org") << "addresses are compared in lower case";
+  EXPECT_EQ(account.group, "mail");
+  EXPECT_EQ(account.smtp.port, 465) << "implicit TLS defaults to port 465";
+  EXPECT_EQ(account.smtp.password, "s3cret");
+}
+
+TEST(ConfigEmail, AnAccountMustSayWhoMayCommandTheAgent) {
+  EXPECT_THAT(parse_error("[[email.accounts]]\naddress = \"andy@example.org\"\n"),
+              AllOf(HasSubstr("t.toml:1:"), HasSubstr("allow_from")));
+}
+
+TEST(ConfigEmail, BadAddressesFoldersAndHalfATlsPairAreErrors) {
+  EXPECT_THAT(parse_error("[[email.accounts]]\naddress = \"andy\"\nallow_from = [\"*\"]\n"),
+              HasSubstr("must be an email address"));
+  EXPECT_THAT(parse_error("[[email.accounts]]\naddress = \"a@b.c\"\nallow_from = [\"*\"]\n"
+                          "group = \"../x\"\n"),
+              HasSubstr("group folder name"));
+  EXPECT_THAT(parse_error("[email.receiver]\ntls_cert = \"/x.pem\"\n"),
+              HasSubstr("both tls_cert and tls_key"));
+  EXPECT_THAT(parse_error("[[email.accounts]]\naddress = \"a@b.c\"\nallow_from = [\"*\"]\n"
+                          "[email.accounts.smtp]\nsecurity = \"ssl\"\n"),
+              HasSubstr("must be one of"));
+}
+
+TEST(ConfigAgent, TheBuiltInAgentsLimitsAreRead) {
+  const Config c = parse_ok(
+      "[agent]\nmax_tool_rounds = 7\nmax_output_tokens = 1000\ntool_timeout = \"30s\"\n"
+      "model_timeout = \"1m\"\ncontext_window = 32000\n");
+  EXPECT_EQ(c.agent.max_tool_rounds, 7u);
+  EXPECT_EQ(c.agent.max_output_tokens, 1000u);
+  EXPECT_EQ(c.agent.tool_timeout, milliseconds(30'000));
+  EXPECT_EQ(c.agent.model_timeout, milliseconds(60'000));
+  EXPECT_EQ(c.agent.context_window, 32000u);
+  EXPECT_THAT(parse_error("[agent]\nmax_tool_rounds = 0\n"), HasSubstr("positive integer"));
+}
+
+}  // namespace
+}  // namespace sb
