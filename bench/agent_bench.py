@@ -7,7 +7,7 @@ message's commit to its first model request through the daemon.
 
 Usually run through bench/agent_bench.sh. Python 3 standard library only (node optional).
 
-Part 1, the agent process alone. Each run starts the agent with an input object on stdin and
+Part 1, the agent process alone (under GNU time, for its peak RSS). Each run starts the agent with an input object on stdin and
 `input/_close` already waiting, so it answers one turn and exits. Its model is a small HTTP
 server on a unix socket (as the daemon's proxy would be) that answers every request at once
 with a one-line Anthropic Messages answer and notes when the request arrived. Measured per
@@ -111,28 +111,20 @@ class SocketModel:
 
 
 def measure_process(name, argv, runs, warmup, root, model):
-    # Popen reaps the child itself, so peak RSS comes from a wrapper that reports it.
-    wrapped = [sys.executable, "-c",
-               "import os,resource,subprocess,sys;"
-               "p=subprocess.run(sys.argv[1:]);"
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,file=sys.stderr);"
-               "sys.exit(p.returncode)"] + argv
     starts, totals, rss = [], [], []
     for i in range(warmup + runs):
         work = os.path.join(root, f"{name}-{i}")
         os.makedirs(work)
-        err = os.path.join(work, "rss")
-        with open(err, "w") as e:
-            t_request, t_total, _ = run_with_rss(wrapped, work, model, i, e)
+        t_request, t_total, peak_kib = run_once(argv, work, model, i)
         if i >= warmup:
             starts.append(t_request * 1000)
             totals.append(t_total * 1000)
-            with open(err) as e:
-                rss.append(int(e.read().split()[-1]))
+            rss.append(peak_kib)
     return {"start": starts, "total": totals, "rss_kib": rss}
 
 
-def run_with_rss(argv, work, model, index, err):
+def run_once(argv, work, model, index):
+    """One run: (start -> model request, start -> exit, peak RSS in KiB)."""
     dirs = {name: os.path.join(work, name) for name in ("group", "ipc", "session", "global")}
     for d in dirs.values():
         os.makedirs(d)
@@ -145,16 +137,22 @@ def run_with_rss(argv, work, model, index, err):
     stdin = json.dumps({"prompt": f"<messages><message sender=\"bench\">hello {index}</message>"
                                   "</messages>", "groupFolder": "bench", "chatJid": "http:bench",
                         "provider": "anthropic", "model": "bench", "runId": f"run-{index}"})
+    # GNU time reports the agent's own peak RSS; a child forked from this Python process
+    # would count the parent's pages it had before exec.
+    rss_file = os.path.join(work, "rss")
     before = len(model.arrivals)
     t0 = time.time()
-    done = subprocess.run(argv, input=stdin.encode(), stdout=subprocess.PIPE, stderr=err,
-                          env=env, cwd=dirs["group"], timeout=60)
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv,
+                          input=stdin.encode(), stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, env=env, cwd=dirs["group"], timeout=60)
     t_exit = time.time()
     if b'"result":"ok"' not in done.stdout.replace(b" ", b""):
-        raise RuntimeError(f"{argv[3:]}: no result in its output: {done.stdout[:300]!r}")
+        raise RuntimeError(f"{argv[0]}: no result in its output: {done.stdout[:300]!r}")
     if len(model.arrivals) <= before:
-        raise RuntimeError(f"{argv[3:]}: no model request")
-    return model.arrivals[before] - t0, t_exit - t0, None
+        raise RuntimeError(f"{argv[0]}: no model request")
+    with open(rss_file) as f:
+        peak_kib = int(f.read().split()[-1])
+    return model.arrivals[before] - t0, t_exit - t0, peak_kib
 
 
 def part_one(args, root):

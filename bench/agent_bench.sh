@@ -14,6 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BENCH_BUILD_DIR:-build}
 SB=$BUILD_DIR/switchboard
+if [[ ! -x /usr/bin/time ]]; then
+  echo "installing GNU time (peak RSS of each agent run) ..." >&2
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends time >/dev/null
+fi
 if [[ ! -x $SB ]]; then
   echo "building switchboard (scripts/build.sh $BUILD_DIR) ..." >&2
   scripts/build.sh "$BUILD_DIR" >&2

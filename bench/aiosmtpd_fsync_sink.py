@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """The reference for bench/smtp_bench.sh: what the seed runs today, an aiosmtpd server whose
 handler writes each accepted message to its own file and fsyncs it before answering 250.
 

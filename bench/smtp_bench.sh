@@ -11,6 +11,7 @@
 #   BENCH_SESSIONS=10     concurrent SMTP sessions
 #   BENCH_SIZES="2048 102400"  message sizes in bytes
 #   BENCH_BUILD_DIR=build  build directory (built with scripts/build.sh if it has no binary)
+#   BENCH_STORE_SYNC=full  [store] synchronous of the daemon (normal: no fsync per commit)
 #
 # Needs smtp-source (Debian: postfix; installed here with "No configuration", so no mail
 # server starts) and python3-aiosmtpd. The daemon's account allows nobody, so every message
@@ -31,7 +32,7 @@ if ! command -v smtp-source >/dev/null; then
   echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postfix >/dev/null
 fi
-python3 -c "import aiosmtpd" 2>/dev/null || scripts/install-deps.sh --test
+/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null || scripts/install-deps.sh --test
 [[ -x $SB ]] || scripts/build.sh "$BUILD_DIR" >&2
 
 work=$(mktemp -d /tmp/switchboard-smtp-bench.XXXXXX)
@@ -61,6 +62,8 @@ data_dir = "$work/data"
 listen = "127.0.0.1:$api_port"
 [log]
 level = "warn"
+[store]
+synchronous = "${BENCH_STORE_SYNC:-full}"
 [agent]
 runtime = "none"
 [email.receiver]
@@ -77,7 +80,7 @@ pids+=($!)
 wait_port "$smtp_port"
 
 ref_port_file=$work/aiosmtpd.port
-python3 bench/aiosmtpd_fsync_sink.py --port-file "$ref_port_file" --dir "$work/aiosmtpd" \
+/usr/bin/python3 bench/aiosmtpd_fsync_sink.py --port-file "$ref_port_file" --dir "$work/aiosmtpd" \
   2>"$work/aiosmtpd.log" &
 pids+=($!)
 for _ in $(seq 200); do [[ -s $ref_port_file ]] && break; sleep 0.05; done

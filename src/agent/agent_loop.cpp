@@ -81,6 +81,8 @@ int AgentLoop::run() {
       TurnOutcome turn = run_turn(std::move(text));
       env_.emit(turn.output);
       if (turn.fatal) return 1;
+      // After the answer is out: the fsync of the transcript must not delay the reply.
+      persist(turn.first_new);
       take_inbox();
       continue;
     }
@@ -179,19 +181,18 @@ AgentLoop::TurnOutcome AgentLoop::run_turn(std::string user_text) {
 
   for (int round = 0;; ++round) {
     if (round >= input_.limits.max_tool_rounds) {
-      persist(start);
       const std::string why = "stopped after " + std::to_string(round) +
                               " rounds of tool calls without finishing (the limit is " +
                               std::to_string(input_.limits.max_tool_rounds) +
                               ", [agent] max_tool_rounds)";
       return {AgentOutput{false, "I had to stop: I " + why + ". Ask me to continue if needed.",
                           session_id_, why},
-              false};
+              false, start};
     }
     auto response = model_.complete(request());
     if (!response) {
       conversation_.resize(start);  // the host hands these messages over again
-      return {AgentOutput{false, std::nullopt, session_id_, response.error().message}, true};
+      return {AgentOutput{false, std::nullopt, session_id_, response.error().message}, true, start};
     }
     last_context_tokens_ = response->usage.input_tokens + response->usage.output_tokens;
     conversation_.push_back(response->message);
@@ -201,15 +202,14 @@ AgentLoop::TurnOutcome AgentLoop::run_turn(std::string user_text) {
       if (b.kind == Block::Kind::tool_call) calls.push_back(&b.call);
     }
     if (calls.empty()) {
-      persist(start);
       std::string answer = text_of(conversation_.back());
       if (response->stop == StopReason::max_tokens) {
         answer += "\n\n[my answer was cut off at the output limit of " +
                   std::to_string(input_.limits.max_output_tokens) + " tokens]";
       }
       if (answer.empty())
-        return {AgentOutput{true, std::nullopt, session_id_, std::nullopt}, false};
-      return {AgentOutput{true, std::move(answer), session_id_, std::nullopt}, false};
+        return {AgentOutput{true, std::nullopt, session_id_, std::nullopt}, false, start};
+      return {AgentOutput{true, std::move(answer), session_id_, std::nullopt}, false, start};
     }
 
     Message results{Role::user, {}};

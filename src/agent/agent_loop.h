@@ -49,7 +49,8 @@ class AgentLoop {
  private:
   struct TurnOutcome {
     AgentOutput output;
-    bool fatal = false;  // the model failed: end the run
+    bool fatal = false;         // the model failed: end the run
+    std::size_t first_new = 0;  // the turn's first message in the conversation, to save
   };
 
   TurnOutcome run_turn(std::string user_text);
