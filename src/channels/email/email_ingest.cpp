@@ -224,10 +224,15 @@ asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, s
   }
   if (on_worker) co_await asio::post(executor_, asio::use_awaitable);
 
+  // A sender address that cannot name a chat (control characters, over 512 bytes) is
+  // stored without one: kept and visible, never answered.
   const std::string chat = "email:" + p.sender;
+  const bool has_chat = parse_chat_id(chat).has_value();
+  if (!has_chat && !p.refusal) p.refusal = "the sender's address cannot name a chat";
   bool dispatch = !p.refusal;
   if (dispatch && !co_await bind_chat(account.config.group, chat)) {
-    p.refusal = "the chat " + chat + " belongs to another group";
+    p.refusal = "the chat " + chat + " could not be bound to the group '" + account.config.group +
+                "' (see the log)";
     dispatch = false;
   }
 
@@ -260,7 +265,7 @@ asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, s
 
   NewMessage message;
   message.source = "email";
-  message.chat = chat.size() > 6 ? std::optional<std::string>(chat) : std::nullopt;
+  if (has_chat) message.chat = chat;
   message.sender = p.sender;
   if (!p.mail.from.name.empty()) message.sender_name = p.mail.from.name;
   if (!p.mail.subject.empty()) message.subject = p.mail.subject;
