@@ -1,5 +1,7 @@
 #include "agent/agent_loop.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <exception>
 
@@ -15,15 +17,6 @@ namespace {
 // Compaction starts when the conversation fills this share of the context window, leaving
 // room for the next answer and the summary request itself.
 constexpr double kCompactAt = 0.75;
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& part : parts) {
-    if (!out.empty()) out += separator;
-    out += part;
-  }
-  return out;
-}
 
 std::string text_of(const Message& message) {
   std::string out;
@@ -76,7 +69,7 @@ int AgentLoop::run() {
   take_inbox();
   while (true) {
     if (!pending_.empty()) {
-      std::string text = join(pending_, "\n\n");
+      std::string text = fmt::format("{}", fmt::join(pending_, "\n\n"));
       pending_.clear();
       TurnOutcome turn = run_turn(std::move(text));
       env_.emit(turn.output);
@@ -218,7 +211,7 @@ AgentLoop::TurnOutcome AgentLoop::run_turn(std::string user_text) {
     if (!pending_.empty()) {
       results.blocks.push_back(Block::make_text(
           "[New messages arrived while you were working; take them into account:]\n" +
-          join(pending_, "\n")));
+          fmt::format("{}", fmt::join(pending_, "\n"))));
       pending_.clear();
     }
     conversation_.push_back(std::move(results));

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "agent/workspace_tools.h"
+#include "common/spawn.h"
 
 extern char** environ;
 
@@ -47,33 +48,8 @@ Result<pid_t> spawn_shell(const std::string& command, const fs::path& cwd, int o
   std::string arg0 = shell, dash_c = "-c", script = command;
   char* argv[] = {arg0.data(), dash_c.data(), script.data(), nullptr};
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attr);
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, output, 1);
-  ::posix_spawn_file_actions_adddup2(&actions, output, 2);
-  ::posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   // The agent's connection to the model proxy must not end up in a command's hands.
-  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  sigdelset(&defaults, SIGKILL);
-  sigdelset(&defaults, SIGSTOP);
-  ::posix_spawnattr_setsigmask(&attr, &mask);
-  ::posix_spawnattr_setsigdefault(&attr, &defaults);
-  ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(
-      &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, shell, &actions, &attr, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
-  if (rc != 0) return make_error("cannot start " + std::string(shell) + ": " + errno_text(rc));
-  return pid;
+  return spawn_in_own_group(shell, argv, environ, -1, output, output, cwd);
 }
 
 // Whether the child has exited. It stays a zombie until reaped, so its pid, which is also its

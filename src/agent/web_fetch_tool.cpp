@@ -20,6 +20,7 @@
 
 #include "agent/workspace_tools.h"
 #include "common/html_text.h"
+#include "common/url_parts.h"
 
 namespace sb::agent {
 
@@ -61,20 +62,12 @@ Result<Target> parse_target(std::string_view text) {
   if (url->has_userinfo()) {
     return make_error(quoted + " contains a user name or password, which web_fetch does not send");
   }
-  target.host = url->host_type() == boost::urls::host_type::ipv6 ? url->host_address()
-                                                                 : std::string(url->host());
+  target.host = url_host(*url);
   if (target.host.empty()) return make_error(quoted + " has no host");
   if (url->has_port()) {
-    const std::string_view digits = url->port();
-    unsigned long port = 0;
-    for (char ch : digits) {
-      port = port * 10 + static_cast<unsigned long>(ch - '0');
-      if (port > 65535) break;
-    }
-    if (digits.empty() || port == 0 || port > 65535) {
-      return make_error(quoted + " has an invalid port");
-    }
-    target.port = std::to_string(port);
+    const auto port = url_port(*url);
+    if (!port) return make_error(quoted + " has an invalid port");
+    target.port = std::to_string(*port);
   } else {
     target.port = target.tls ? "443" : "80";
   }

@@ -27,6 +27,8 @@
 #include <set>
 #include <vector>
 
+#include "common/url_parts.h"
+
 namespace sb::host {
 
 namespace asio = boost::asio;
@@ -178,19 +180,12 @@ Result<UpstreamUrl> parse_base_url(std::string_view base_url) {
   }
   if (url->has_userinfo()) return bad("must not contain user info; put the key in api_key");
   if (url->has_query() || url->has_fragment()) return bad("must not have a query or fragment");
-  out.host = url->host_type() == boost::urls::host_type::ipv6 ? url->host_address()
-                                                              : std::string(url->host());
+  out.host = url_host(*url);
   if (out.host.empty()) return bad("has no host");
   if (url->has_port()) {
-    // port_number() wraps values over 65535, so the digits are checked here.
-    const std::string_view digits = url->port();
-    unsigned long port = 0;
-    for (char ch : digits) {
-      port = port * 10 + static_cast<unsigned long>(ch - '0');
-      if (port > 65535) break;
-    }
-    if (digits.empty() || port == 0 || port > 65535) return bad("has an invalid port");
-    out.port = static_cast<std::uint16_t>(port);
+    const auto port = url_port(*url);
+    if (!port) return bad("has an invalid port");
+    out.port = *port;
   } else {
     out.port = out.tls ? 443 : 80;
   }

@@ -34,15 +34,6 @@ std::string seconds(milliseconds duration) {
   return fmt::format("{:g} s", static_cast<double>(duration.count()) / 1000.0);
 }
 
-std::string join(const std::vector<std::string>& words) {
-  std::string out;
-  for (const auto& word : words) {
-    if (!out.empty()) out += ' ';
-    out += word;
-  }
-  return out;
-}
-
 }  // namespace
 
 AgentRun::AgentRun(asio::any_io_executor executor, RunSpec spec, ResultHandler on_result)
@@ -79,7 +70,7 @@ asio::awaitable<RunOutcome> AgentRun::run() {
   log("=== agent run of " + (spec_.group.empty() ? "(no group)" : spec_.group) + " started " +
       format_iso8601(now_utc()));
   log("runtime: " + std::string(to_string(spec_.runtime)));
-  log("argv: " + join(redact_env_values(spec_.runtime, launch.argv)));
+  log("argv: " + fmt::format("{}", fmt::join(redact_env_values(spec_.runtime, launch.argv), " ")));
   log("input: " + std::to_string(spec_.input_json.size()) + " bytes");
 
   auto spawned = Process::spawn(executor_, ProcessOptions{launch.argv, launch.env, launch.cwd});
@@ -402,7 +393,8 @@ Result<std::size_t> cleanup_leftovers(Runtime runtime, std::string_view instance
   const auto listed = run_captured(list, env, 1024 * 1024, std::chrono::seconds(60));
   if (!listed) return make_error("cannot list leftover containers: " + listed.error().message);
   if (listed->status.exit_code != 0) {
-    return make_error("cannot list leftover containers (" + join(list) + " ended with " +
+    return make_error("cannot list leftover containers (" +
+                      fmt::format("{}", fmt::join(list, " ")) + " ended with " +
                       describe(listed->status) + "): " + listed->err);
   }
   std::vector<std::string> ids;
@@ -420,10 +412,11 @@ Result<std::size_t> cleanup_leftovers(Runtime runtime, std::string_view instance
   const auto removed = run_captured(remove, env, 1024 * 1024, std::chrono::seconds(120));
   if (!removed) return make_error("cannot remove leftover containers: " + removed.error().message);
   if (removed->status.exit_code != 0) {
-    return make_error("cannot remove leftover containers " + join(ids) + ": " + removed->err);
+    return make_error("cannot remove leftover containers " +
+                      fmt::format("{}", fmt::join(ids, " ")) + ": " + removed->err);
   }
   spdlog::info("removed {} leftover {} container(s) of instance {}: {}", ids.size(),
-               to_string(runtime), instance_label, join(ids));
+               to_string(runtime), instance_label, fmt::format("{}", fmt::join(ids, " ")));
   return ids.size();
 }
 

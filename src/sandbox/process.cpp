@@ -17,6 +17,8 @@
 #include <mutex>
 #include <system_error>
 
+#include "common/spawn.h"
+
 namespace sb::sandbox {
 namespace {
 
@@ -91,34 +93,8 @@ Result<pid_t> spawn_child(const ProcessOptions& options, int in, int out, int er
   for (auto& entry : env_strings) envp.push_back(entry.data());
   envp.push_back(nullptr);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attr);
-  ::posix_spawn_file_actions_adddup2(&actions, in, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, out, 1);
-  ::posix_spawn_file_actions_adddup2(&actions, err, 2);
-  if (!options.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
-  // The daemon's sockets and files (listeners, the database) must not reach an agent, and
-  // not every library opens its fds close-on-exec.
-  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  sigdelset(&defaults, SIGKILL);
-  sigdelset(&defaults, SIGSTOP);
-  ::posix_spawnattr_setsigmask(&attr, &mask);
-  ::posix_spawnattr_setsigdefault(&attr, &defaults);
-  ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(
-      &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
-  if (rc != 0) return make_error("cannot start " + program->string() + ": " + errno_text(rc));
-  return pid;
+  // The daemon's sockets and files (listeners, the database) must not reach an agent.
+  return spawn_in_own_group(program->c_str(), argv.data(), envp.data(), in, out, err, options.cwd);
 }
 
 ExitStatus decode(int status) {

@@ -135,9 +135,18 @@ EmailIngest::EmailIngest(asio::any_io_executor executor, WriteQueue& writer,
                                 "Mail stored but never answered (sender not allowed, automatic "
                                 "or list mail).")),
       failed_(metrics.counter("switchboard_email_ingest_failures_total",
-                              "Mail that could not be stored (the sender is asked to retry).")) {}
+                              "Mail that could not be stored (the sender is asked to retry).")) {
+  for (const auto& account : accounts_) own_addresses_.push_back(account.config.address);
+}
 
-EmailIngest::~EmailIngest() { parser_.join(); }
+EmailIngest::~EmailIngest() {
+  if (worker_) worker_->join();
+}
+
+asio::thread_pool& EmailIngest::worker() {
+  if (!worker_) worker_ = std::make_unique<asio::thread_pool>(1);
+  return *worker_;
+}
 
 asio::awaitable<void> EmailIngest::prepare_groups() {
   for (const auto& account : accounts_) {
@@ -210,15 +219,13 @@ asio::awaitable<Result<void>> EmailIngest::deliver(SmtpEnvelope envelope, std::s
 
 asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, std::string data,
                                                   std::string envelope_from, std::string origin) {
-  std::vector<std::string> own;
-  for (const auto& a : accounts_) own.push_back(a.config.address);
   const std::filesystem::path group_dir = groups_.paths().group_dir(account.config.group);
 
   bool on_worker = data.size() > kInlineParseBytes;
-  if (on_worker) co_await asio::post(parser_, asio::use_awaitable);
-  Prepared p = judge(account, own, data, envelope_from, limits_);
+  if (on_worker) co_await asio::post(worker(), asio::use_awaitable);
+  Prepared p = judge(account, own_addresses_, data, envelope_from, limits_);
   if (has_files_to_save(p)) {
-    if (!on_worker) co_await asio::post(parser_, asio::use_awaitable);
+    if (!on_worker) co_await asio::post(worker(), asio::use_awaitable);
     on_worker = true;
     save_files(p, group_dir);
   }

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -75,8 +76,12 @@ class EmailIngest {
   const std::vector<EmailAccount>& accounts_;
   MimeLimits limits_;
   std::function<void(const Message&)> on_stored_;
-  boost::asio::thread_pool parser_{1};
-  std::set<std::string> binding_;  // chats whose binding is being written
+  // The worker for large mail and attachment files; started on first use, so a daemon
+  // without email (or with only small mail) runs no extra thread.
+  boost::asio::thread_pool& worker();
+  std::unique_ptr<boost::asio::thread_pool> worker_;
+  std::vector<std::string> own_addresses_;  // of every account: never answered
+  std::set<std::string> binding_;           // chats whose binding is being written
   Counter& stored_;
   Counter& filtered_;
   Counter& failed_;

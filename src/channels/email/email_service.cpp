@@ -57,9 +57,9 @@ Result<std::unique_ptr<EmailService>> EmailService::create(
     options.data_timeout = rx.data_timeout;
     options.max_errors = rx.max_errors;
     if (options.recipients.empty()) {
-      spdlog::warn(
-          "[email.receiver] is enabled but no account receives by smtp: every recipient will be "
-          "refused");
+      return make_error(
+          "[email.receiver] is enabled but no [[email.accounts]] receives by smtp: it would "
+          "refuse every recipient");
     }
     EmailIngest* ingest = service->ingest_.get();
     auto deliver = [ingest](SmtpEnvelope envelope, std::string data) {

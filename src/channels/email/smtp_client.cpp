@@ -1,5 +1,6 @@
 #include "channels/email/smtp_client.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -121,15 +122,6 @@ std::string dot_stuff(std::string_view data) {
   }
   if (!line_start) out += "\r\n";
   out += ".\r\n";
-  return out;
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& part : parts) {
-    if (!out.empty()) out += separator;
-    out += part;
-  }
   return out;
 }
 
@@ -601,7 +593,7 @@ asio::awaitable<SendOutcome> converse(Connection& c, const SmtpClientOptions& op
     if (auto stop = c.unexpected(reply, step, 2)) co_return *stop;
   }
   if (refused.size() == message.recipients.size()) {
-    co_return failed(c.server() + " refused " + join(refused, "; "));
+    co_return failed(c.server() + " refused " + fmt::format("{}", fmt::join(refused, "; ")));
   }
 
   auto go_ahead = co_await c.command("DATA", "DATA");
@@ -611,8 +603,8 @@ asio::awaitable<SendOutcome> converse(Connection& c, const SmtpClientOptions& op
   auto taken = co_await c.read_reply("the message data");
   if (auto stop = c.unexpected(taken, "the message data", 2)) co_return *stop;
   if (refused.empty()) co_return SendOutcome{};
-  co_return SendOutcome{SendOutcome::Kind::sent,
-                        "sent, but " + c.server() + " refused " + join(refused, "; ")};
+  co_return SendOutcome{SendOutcome::Kind::sent, "sent, but " + c.server() + " refused " +
+                                                     fmt::format("{}", fmt::join(refused, "; "))};
 }
 
 const char* kind_name(SendOutcome::Kind kind) {
