@@ -26,6 +26,7 @@
 #include "agent/provider.h"
 #include "host/model_proxy.h"
 #include "support/mock_model_server.h"
+#include "support/run_on_loop.h"
 #include "support/temp_dir.h"
 
 namespace sb::agent {
@@ -66,10 +67,7 @@ class ProxyThread {
  private:
   template <class F>
   auto on_loop(F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
+    return test::run_on_loop(io_, std::move(f));
   }
 
   asio::io_context io_;

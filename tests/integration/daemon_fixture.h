@@ -64,6 +64,9 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// A TCP connection to 127.0.0.1:`port` with TCP_NODELAY; the fd, or -1 if it failed.
+int connect_loopback(std::uint16_t port);
+
 // A plain TCP connection for tests of the HTTP layer itself (keep-alive, timeouts).
 class RawConnection {
  public:

@@ -27,6 +27,7 @@
 
 #include "daemon_fixture.h"
 #include "support/mock_model_server.h"
+#include "support/run_on_loop.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -67,10 +68,7 @@ class ProxyHarness {
   // Runs f on the event-loop thread and waits for it.
   template <class F>
   auto on_loop(F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
+    return test::run_on_loop(io_, std::move(f));
   }
 
   // Destroying the proxy must end all its work: the loop then runs out and the thread ends.

@@ -33,6 +33,8 @@
 #include <sstream>
 #include <thread>
 
+#include "daemon_fixture.h"
+#include "support/run_on_loop.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -153,10 +155,7 @@ class Harness {
 
   template <class F>
   auto on_loop(F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
+    return test::run_on_loop(io_, std::move(f));
   }
 
   const Result<void>& start_result() const { return start_result_; }
@@ -263,19 +262,8 @@ class Harness {
 // bounded by kWait (SO_RCVTIMEO).
 class Client {
  public:
-  explicit Client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-      return;
-    }
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  explicit Client(std::uint16_t port) : fd_(test::connect_loopback(port)) {
+    if (fd_ < 0) return;
     timeval tv{static_cast<time_t>(std::chrono::seconds(kWait).count()), 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
