@@ -3,12 +3,10 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +23,7 @@
 #include <utility>
 
 #include "common/result.h"
+#include "common/tls_client.h"
 
 namespace sb::email {
 
@@ -244,29 +243,16 @@ class Connection {
     // Whatever happens now, the connection is no longer fit for plaintext commands.
     healthy_ = false;
     SSL* ssl = stream_.native_handle();
-    boost::system::error_code not_an_address;
-    asio::ip::make_address(options_.host, not_an_address);
-    if (options_.verify_certificate) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      const int set = not_an_address ? SSL_set1_host(ssl, options_.host.c_str())
-                                     : X509_VERIFY_PARAM_set1_ip_asc(param, options_.host.c_str());
-      if (set != 1) co_return make_error("cannot check certificates for " + server_);
-    }
-    // SNI takes names only, never address literals (RFC 6066 3).
-    if (not_an_address && SSL_set_tlsext_host_name(ssl, options_.host.c_str()) != 1) {
-      co_return make_error("cannot set the TLS server name for " + server_);
+    if (auto prepared = prepare_tls_handshake(ssl, options_.host, options_.verify_certificate);
+        !prepared) {
+      co_return make_error(prepared.error().message + " (" + server_ + ")");
     }
     stream_.next_layer().expires_after(options_.connect_timeout);
     auto [ec] = co_await stream_.async_handshake(ssl::stream_base::client, kAsTuple);
     if (ec) {
       if (ec == beast::error::timeout)
         co_return make_error("TLS handshake with " + server_ + timed_out(options_.connect_timeout));
-      std::string error = "TLS handshake with " + server_ + " failed: " + ec.message();
-      const long verify = SSL_get_verify_result(ssl);
-      if (options_.verify_certificate && verify != X509_V_OK) {
-        error += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
-      }
+      std::string error = tls_handshake_error(ssl, ec, server_, options_.verify_certificate);
       co_return make_error(std::move(error));
     }
     tls_ = true;
@@ -448,28 +434,6 @@ class Connection {
   std::array<char, 4096> chunk_{};
 };
 
-// Loads what the handshake checks the server's certificate against.
-Result<void> configure_tls(ssl::context& tls, const SmtpClientOptions& options) {
-  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
-  if (!options.verify_certificate) {
-    tls.set_verify_mode(ssl::verify_none);
-    return {};
-  }
-  tls.set_verify_mode(ssl::verify_peer);
-  boost::system::error_code ec;
-  if (options.ca_file.empty()) {
-    tls.set_default_verify_paths(ec);
-    if (ec) return make_error("cannot load the system's trusted certificates: " + ec.message());
-  } else {
-    tls.load_verify_file(options.ca_file.string(), ec);
-    if (ec) {
-      return make_error("cannot load the CA file " + options.ca_file.string() + ": " +
-                        ec.message());
-    }
-  }
-  return {};
-}
-
 // What can be known wrong before connecting: it would be wrong on every attempt.
 std::optional<std::string> invalid_input(const SmtpClientOptions& options,
                                          const SmtpMessage& message) {
@@ -629,7 +593,7 @@ asio::awaitable<SendOutcome> smtp_send(asio::any_io_executor executor,
 
   ssl::context tls(ssl::context::tls_client);
   if (options.security != Security::plain) {
-    auto loaded = configure_tls(tls, options);
+    auto loaded = configure_tls_client(tls, options.verify_certificate, options.ca_file);
     if (!loaded) co_return retry(loaded.error().message);
   }
 
