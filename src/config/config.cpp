@@ -30,8 +30,13 @@ constexpr std::array<std::string_view, 2> kLogFormats = {"plain", "json"};
 constexpr std::array<std::string_view, 2> kSynchronousModes = {"full", "normal"};
 constexpr std::array<std::string_view, 5> kRuntimes = {"auto", "bwrap", "docker", "podman", "none"};
 constexpr std::array<std::string_view, 2> kProviders = {"anthropic", "openai"};
-constexpr std::array<std::string_view, 1> kReceiveModes = {"smtp"};
-constexpr std::array<std::string_view, 1> kSendModes = {"smtp"};
+constexpr std::array<std::string_view, 3> kReceiveModes = {"smtp", "imap", "jmap"};
+constexpr std::array<std::string_view, 2> kSendModes = {"smtp", "jmap"};
+constexpr std::array<std::string_view, 3> kImapSecurity = {"tls", "starttls", "plain"};
+constexpr std::array<std::string_view, 3> kImapAuth = {"auto", "login", "plain"};
+constexpr std::array<std::string_view, 2> kJmapAfterSend = {"sent", "destroy"};
+// RFC 2177: servers may end an IDLE after 30 minutes without activity.
+constexpr std::chrono::milliseconds kMaxIdleRenew{29 * 60'000};
 constexpr std::array<std::string_view, 3> kSmtpSecurity = {"starttls", "tls", "plain"};
 constexpr std::uint64_t kMaxAttachmentBytes = 1ull << 30;
 constexpr std::uint64_t kMaxAttachments = 1000;
@@ -117,6 +122,12 @@ std::string describe(const toml::node& node) {
 // A token travels in an HTTP header, so it must be visible ASCII without spaces.
 bool is_valid_token(std::string_view token) {
   return std::ranges::all_of(token, [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+// A mail password: printable ASCII, spaces allowed (app passwords are often written in
+// groups), nothing that could end a protocol line.
+bool is_valid_password(std::string_view password) {
+  return std::ranges::all_of(password, [](char c) { return c >= ' ' && c < 0x7f; });
 }
 
 // An assistant name or trigger alias: it follows '@' in chat messages.
@@ -392,9 +403,14 @@ class Loader {
   // A secret comes from the file or from the environment variable the file names, never
   // both: a secret kept out of the file should not have a stale copy in it. `secret_key` is
   // the dotted key of the value ("api.token"); its variable's key adds "_env".
+  enum class SecretKind { token, password };
   void read_secret(const std::string& secret_key, const toml::node* value_node,
-                   const toml::node* env_node, std::string& secret, std::string& source) {
+                   const toml::node* env_node, std::string& secret, std::string& source,
+                   SecretKind kind = SecretKind::token) {
     const std::string env_key = secret_key + "_env";
+    const auto valid = kind == SecretKind::token ? is_valid_token : is_valid_password;
+    const char* const rule =
+        kind == SecretKind::token ? "printable ASCII without spaces" : "printable ASCII";
     if (value_node && env_node) {
       const toml::node& later =
           value_node->source().begin.line > env_node->source().begin.line ? *value_node : *env_node;
@@ -407,8 +423,8 @@ class Loader {
         fail(*value_node, "'" + secret_key + "' must be a string");
       } else if (value->get().empty()) {
         fail(*value_node, "'" + secret_key + "' must not be empty (leave it out instead)");
-      } else if (!is_valid_token(value->get())) {
-        fail(*value_node, "'" + secret_key + "' must be printable ASCII without spaces");
+      } else if (!valid(value->get())) {
+        fail(*value_node, "'" + secret_key + "' must be " + rule);
       } else {
         secret = value->get();
         source = secret_key;
@@ -427,9 +443,8 @@ class Loader {
         fail(*env_node, "'" + env_key + "' names " + *name + ", which is not set");
       } else if (*value == '\0') {
         fail(*env_node, "'" + env_key + "' names " + *name + ", which is empty");
-      } else if (!is_valid_token(value)) {
-        fail(*env_node, "'" + env_key + "' names " + *name +
-                            ", whose value must be printable ASCII without spaces");
+      } else if (!valid(value)) {
+        fail(*env_node, "'" + env_key + "' names " + *name + ", whose value must be " + rule);
       } else {
         secret = value;
         source = "$" + *name;
@@ -771,11 +786,33 @@ class Loader {
                      const std::string& k) { assign(account.send, choice(n, k, kSendModes)); }},
         {"smtp",
          [&](const toml::node& n, const std::string& k) { read_submission(n, k, account.smtp); }},
+        {"imap", [&](const toml::node& n, const std::string& k) { read_imap(n, k, account.imap); }},
+        {"jmap", [&](const toml::node& n, const std::string& k) { read_jmap(n, k, account.jmap); }},
     };
     read_fields(*table, key + ".", fields);
     if (account.address.empty()) {
       fail(node, "'" + key + "' needs an 'address'");
       return false;
+    }
+    if (account.imap.username.empty()) account.imap.username = account.address;
+    if (account.jmap.username.empty()) account.jmap.username = account.address;
+    if (account.receive == "imap" && account.imap.host.empty()) {
+      fail(node, "'" + key + "' receives by imap: it needs [" + key + ".imap] with a 'host'");
+    }
+    if (account.receive == "imap" && account.imap.password.empty() &&
+        purpose_ != ConfigPurpose::client) {
+      fail(node, "'" + key + "' receives by imap: it needs '" + key + ".imap.password_env' (or '" +
+                     key + ".imap.password')");
+    }
+    const bool uses_jmap = account.receive == "jmap" || account.send == "jmap";
+    if (uses_jmap && account.jmap.session_url.empty()) {
+      fail(node, "'" + key + "' uses jmap: it needs [" + key + ".jmap] with a 'session_url'");
+    }
+    if (uses_jmap && account.jmap.token.empty() && account.jmap.password.empty() &&
+        purpose_ != ConfigPurpose::client) {
+      fail(node, "'" + key + "' uses jmap: it needs '" + key +
+                     ".jmap.token_env' (a bearer token) or '" + key +
+                     ".jmap.password_env' (or the values themselves)");
     }
     if (!has_allow_from) {
       fail(node, "'" + key +
@@ -820,7 +857,123 @@ class Loader {
     read_fields(*table, key + ".", fields);
     if (!port_given && smtp.security == "tls") smtp.port = 465;
     if (purpose_ == ConfigPurpose::client) return;  // the client commands never send mail
-    read_secret(key + ".password", password, password_env, smtp.password, smtp.password_source);
+    read_secret(key + ".password", password, password_env, smtp.password, smtp.password_source,
+                SecretKind::password);
+  }
+
+  void read_imap(const toml::node& node, const std::string& key, ImapAccountConfig& imap) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const toml::node* password = nullptr;
+    const toml::node* password_env = nullptr;
+    bool port_given = false;
+    const std::vector<Field> fields = {
+        {"host", [&](const toml::node& n,
+                     const std::string& k) { assign(imap.host, expect_string(n, k)); }},
+        {"port",
+         [&](const toml::node& n, const std::string& k) {
+           port_given = true;
+           assign(imap.port, count(n, k, 65535));
+         }},
+        {"security",
+         [&](const toml::node& n, const std::string& k) {
+           assign(imap.security, choice(n, k, kImapSecurity));
+         }},
+        {"verify_certificate",
+         [&](const toml::node& n, const std::string& k) {
+           assign(imap.verify_certificate, boolean(n, k));
+         }},
+        {"ca_file",
+         [&](const toml::node& n, const std::string& k) { assign(imap.ca_file, file_path(n, k)); }},
+        {"username", [&](const toml::node& n,
+                         const std::string& k) { assign(imap.username, expect_string(n, k)); }},
+        {"password", [&](const toml::node& n, const std::string&) { password = &n; }},
+        {"password_env", [&](const toml::node& n, const std::string&) { password_env = &n; }},
+        {"auth", [&](const toml::node& n,
+                     const std::string& k) { assign(imap.auth, choice(n, k, kImapAuth)); }},
+        {"folder",
+         [&](const toml::node& n, const std::string& k) {
+           auto text = expect_string(n, k);
+           if (!text) return;
+           const bool printable =
+               !text->empty() && text->size() <= 255 &&
+               std::ranges::none_of(*text, [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+           if (!printable) {
+             fail(n, "'" + k + "' must be a folder name without control characters");
+             return;
+           }
+           imap.folder = *text;
+         }},
+        {"poll_interval",
+         [&](const toml::node& n, const std::string& k) {
+           assign(imap.poll_interval, duration(n, k));
+         }},
+        {"idle_renew",
+         [&](const toml::node& n, const std::string& k) {
+           auto value = duration(n, k);
+           if (value && *value > kMaxIdleRenew) {
+             fail(n, "'" + k + "' must be at most 29m: servers may end an IDLE after 30 minutes");
+             return;
+           }
+           assign(imap.idle_renew, value);
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+    if (!port_given && imap.security != "tls") imap.port = 143;
+    if (purpose_ == ConfigPurpose::client) return;
+    read_secret(key + ".password", password, password_env, imap.password, imap.password_source,
+                SecretKind::password);
+  }
+
+  void read_jmap(const toml::node& node, const std::string& key, JmapAccountConfig& jmap) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    const toml::node* token = nullptr;
+    const toml::node* token_env = nullptr;
+    const toml::node* password = nullptr;
+    const toml::node* password_env = nullptr;
+    const std::vector<Field> fields = {
+        {"session_url",
+         [&](const toml::node& n, const std::string& k) {
+           auto text = expect_string(n, k);
+           if (!text) return;
+           if (!text->starts_with("https://") && !text->starts_with("http://")) {
+             fail(n, "'" + k +
+                         "' must be an http(s) URL such as "
+                         "https://api.fastmail.com/jmap/session (got '" +
+                         *text + "')");
+             return;
+           }
+           jmap.session_url = *text;
+         }},
+        {"token", [&](const toml::node& n, const std::string&) { token = &n; }},
+        {"token_env", [&](const toml::node& n, const std::string&) { token_env = &n; }},
+        {"username", [&](const toml::node& n,
+                         const std::string& k) { assign(jmap.username, expect_string(n, k)); }},
+        {"password", [&](const toml::node& n, const std::string&) { password = &n; }},
+        {"password_env", [&](const toml::node& n, const std::string&) { password_env = &n; }},
+        {"verify_certificate",
+         [&](const toml::node& n, const std::string& k) {
+           assign(jmap.verify_certificate, boolean(n, k));
+         }},
+        {"ca_file",
+         [&](const toml::node& n, const std::string& k) { assign(jmap.ca_file, file_path(n, k)); }},
+        {"after_send",
+         [&](const toml::node& n, const std::string& k) {
+           assign(jmap.after_send, choice(n, k, kJmapAfterSend));
+         }},
+        {"push",
+         [&](const toml::node& n, const std::string& k) { assign(jmap.push, boolean(n, k)); }},
+        {"poll_interval",
+         [&](const toml::node& n, const std::string& k) {
+           assign(jmap.poll_interval, duration(n, k));
+         }},
+    };
+    read_fields(*table, key + ".", fields);
+    if (purpose_ == ConfigPurpose::client) return;
+    read_secret(key + ".token", token, token_env, jmap.token, jmap.token_source);
+    read_secret(key + ".password", password, password_env, jmap.password, jmap.password_source,
+                SecretKind::password);
   }
 
   void read_store(const toml::node& node, const std::string& key, StoreConfig& store) {

@@ -102,15 +102,49 @@ struct SmtpSubmissionConfig {
   std::string helo;  // empty: the receiver's hostname or the machine's name
 };
 
+// [email.accounts.imap]: the mailbox an account reads over IMAP (receive = "imap").
+struct ImapAccountConfig {
+  std::string host;              // required for receive = "imap"
+  std::uint16_t port = 993;      // 143 when security is starttls or plain and none is given
+  std::string security = "tls";  // tls | starttls | plain
+  bool verify_certificate = true;
+  std::filesystem::path ca_file;  // empty: the system's trusted certificates
+  std::string username;           // empty: the account's address
+  std::string password;           // from `password` or the variable named by `password_env`
+  std::string password_source;
+  std::string auth = "auto";  // auto | login | plain
+  std::string folder = "INBOX";
+  std::chrono::milliseconds poll_interval{60'000};    // when the server has no IDLE
+  std::chrono::milliseconds idle_renew{25 * 60'000};  // at most 29 min (RFC 2177)
+};
+
+// [email.accounts.jmap]: the JMAP account (receive and/or send = "jmap").
+struct JmapAccountConfig {
+  std::string session_url;  // https://api.fastmail.com/jmap/session, or a host's base URL
+  std::string token;        // bearer token: `token` or `token_env` …
+  std::string token_source;
+  std::string username;  // … or basic auth: username (empty: the address) + password
+  std::string password;
+  std::string password_source;
+  bool verify_certificate = true;
+  std::filesystem::path ca_file;
+  std::string after_send = "sent";  // sent: the copy moves to Sent; destroy: no copy kept
+  bool push = true;                 // use the event source when the server offers one
+  std::chrono::milliseconds poll_interval{60'000};
+};
+
 // [[email.accounts]]: one address the assistant has.
 struct EmailAccountConfig {
   std::string address;                  // lower case
   std::string display_name;             // From: name on its mail; empty: assistant_name
   std::string group = "email";          // the group that answers (created when missing)
   std::vector<std::string> allow_from;  // addresses, "@domain", or "*"; required
-  std::string receive = "smtp";         // smtp: through [email.receiver]
-  std::string send = "smtp";            // smtp: through [email.accounts.smtp]
+  std::string receive = "smtp";         // smtp: [email.receiver]; imap: [email.accounts.imap];
+                                        // jmap: [email.accounts.jmap]
+  std::string send = "smtp";            // smtp: [email.accounts.smtp]; jmap: [email.accounts.jmap]
   SmtpSubmissionConfig smtp;
+  ImapAccountConfig imap;
+  JmapAccountConfig jmap;
 };
 
 struct EmailConfig {

@@ -619,6 +619,75 @@ TEST(ConfigEmail, BadAddressesFoldersAndHalfATlsPairAreErrors) {
               HasSubstr("must be one of"));
 }
 
+TEST(ConfigEmail, AnImapMailboxAndAJmapAccountAreRead) {
+  ScopedEnv imap_password("IMAP");
+  imap_password.set("imap pass");
+  ScopedEnv token("JMAP");
+  token.set("fmu1-token");
+  const Config c = parse_ok(
+      "[[email.accounts]]\naddress = \"andy@example.org\"\nallow_from = [\"*\"]\n"
+      "receive = \"imap\"\n"
+      "[email.accounts.imap]\nhost = \"imap.example.org\"\nsecurity = \"starttls\"\n"
+      "password_env = \"" +
+      imap_password.name() +
+      "\"\nfolder = \"Assistant\"\npoll_interval = \"30s\"\nidle_renew = \"20m\"\n"
+      "auth = \"plain\"\n"
+      "[[email.accounts]]\naddress = \"bob@fastmail.com\"\nallow_from = [\"@example.org\"]\n"
+      "receive = \"jmap\"\nsend = \"jmap\"\n"
+      "[email.accounts.jmap]\nsession_url = \"https://api.fastmail.com/jmap/session\"\n"
+      "token_env = \"" +
+      token.name() + "\"\nafter_send = \"destroy\"\npush = false\n");
+  ASSERT_EQ(c.email.accounts.size(), 2u);
+  const auto& imap = c.email.accounts[0].imap;
+  EXPECT_EQ(c.email.accounts[0].receive, "imap");
+  EXPECT_EQ(imap.host, "imap.example.org");
+  EXPECT_EQ(imap.port, 143) << "STARTTLS defaults to port 143";
+  EXPECT_EQ(imap.username, "andy@example.org") << "the user name defaults to the address";
+  EXPECT_EQ(imap.password, "imap pass") << "mail passwords may contain spaces";
+  EXPECT_EQ(imap.password_source, "$" + imap_password.name());
+  EXPECT_EQ(imap.folder, "Assistant");
+  EXPECT_EQ(imap.auth, "plain");
+  EXPECT_EQ(imap.poll_interval, milliseconds(30'000));
+  EXPECT_EQ(imap.idle_renew, milliseconds(20 * 60'000));
+  const auto& jmap = c.email.accounts[1].jmap;
+  EXPECT_EQ(c.email.accounts[1].send, "jmap");
+  EXPECT_EQ(jmap.session_url, "https://api.fastmail.com/jmap/session");
+  EXPECT_EQ(jmap.token, "fmu1-token");
+  EXPECT_EQ(jmap.after_send, "destroy");
+  EXPECT_FALSE(jmap.push);
+  EXPECT_EQ(parse_ok("[[email.accounts]]\naddress = \"a@b.c\"\nallow_from = [\"*\"]\n"
+                     "receive = \"imap\"\n[email.accounts.imap]\nhost = \"h\"\n"
+                     "password = \"p\"\n")
+                .email.accounts[0]
+                .imap.port,
+            993)
+      << "implicit TLS on 993 is the default";
+}
+
+TEST(ConfigEmail, MailboxAccountsNeedTheirServerAndSecret) {
+  const std::string account = "[[email.accounts]]\naddress = \"a@b.c\"\nallow_from = [\"*\"]\n";
+  EXPECT_THAT(parse_error(account + "receive = \"imap\"\n"),
+              AllOf(HasSubstr("receives by imap"), HasSubstr("'host'")));
+  EXPECT_THAT(parse_error(account + "receive = \"imap\"\n[email.accounts.imap]\nhost = \"h\"\n"),
+              HasSubstr("password_env"));
+  EXPECT_THAT(parse_error(account + "send = \"jmap\"\n"), HasSubstr("session_url"));
+  EXPECT_THAT(parse_error(account + "receive = \"jmap\"\n[email.accounts.jmap]\n"
+                                    "session_url = \"https://x.example\"\n"),
+              HasSubstr("token_env"));
+  EXPECT_THAT(parse_error(account + "[email.accounts.jmap]\nsession_url = \"ftp://x\"\n"),
+              HasSubstr("http(s) URL"));
+  EXPECT_THAT(parse_error(account + "[email.accounts.imap]\nidle_renew = \"30m\"\n"),
+              HasSubstr("at most 29m"));
+  EXPECT_THAT(parse_error(account + "receive = \"pop3\"\n"), HasSubstr("must be one of"));
+  ScopedEnv unset("UNSET");
+  const std::string error = parse_error(account +
+                                        "receive = \"jmap\"\n[email.accounts.jmap]\n"
+                                        "session_url = \"https://x.example\"\n"
+                                        "token_env = \"" +
+                                        unset.name() + "\"\n");
+  EXPECT_THAT(error, HasSubstr("which is not set"));
+}
+
 TEST(ConfigAgent, TheBuiltInAgentsLimitsAreRead) {
   const Config c = parse_ok(
       "[agent]\nmax_tool_rounds = 7\nmax_output_tokens = 1000\ntool_timeout = \"30s\"\n"

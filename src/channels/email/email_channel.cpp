@@ -5,12 +5,14 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
 
+#include "channels/email/mailbox.h"
 #include "channels/email/mime_builder.h"
 #include "channels/email/smtp_client.h"
 #include "common/hash.h"
 
 namespace sb::email {
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 using channels::SendOutcome;
 
@@ -69,19 +71,22 @@ std::optional<Message> latest_from(Store& reader, const std::string& chat) {
 }  // namespace
 
 EmailChannel::EmailChannel(boost::asio::any_io_executor executor, Store& reader,
-                           const std::vector<EmailAccount>& accounts, std::string assistant_name,
+                           const std::vector<EmailAccount>& accounts,
+                           std::map<std::string, JmapClient*> jmap, std::string assistant_name,
                            std::string helo_name, std::size_t reply_limit)
     : executor_(std::move(executor)),
       reader_(reader),
       accounts_(accounts),
       assistant_name_(std::move(assistant_name)),
       helo_name_(std::move(helo_name)),
+      jmap_(std::move(jmap)),
       reply_limit_(reply_limit),
       limiter_(reply_limit, std::chrono::hours(1)) {}
 
 std::vector<std::string> EmailChannel::warnings() const {
   std::vector<std::string> out;
   for (const auto& account : accounts_) {
+    if (account.config.send != "smtp") continue;
     const auto& smtp = account.config.smtp;
     if (smtp.host.empty()) {
       out.push_back("email account " + account.config.address +
@@ -105,7 +110,8 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
 
   OutgoingMail mail;
   const EmailAccount* account = nullptr;
-  std::string correspondent;  // rate-limited: replies only
+  std::string correspondent;     // rate-limited: replies only
+  std::string answered_jmap_id;  // the answered mail, to mark read on its JMAP server
   if (item.kind == "text") {
     correspondent = chat->address;
     const auto parent = latest_from(reader_, item.chat_jid);
@@ -116,6 +122,7 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
       if (!mec && meta.is_object()) {
         const json::object& m = meta.get_object();
         account_address = string_field(m, "account");
+        answered_jmap_id = string_field(m, "jmap_id");
         ParsedMail thread;
         thread.message_id = string_field(m, "message_id");
         thread.in_reply_to = string_field(m, "in_reply_to");
@@ -158,7 +165,7 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
   }
   if (!account && !accounts_.empty()) account = &accounts_.front();
   if (!account) co_return failed("no email account is configured to send with");
-  if (account->config.smtp.host.empty()) {
+  if (account->config.send == "smtp" && account->config.smtp.host.empty()) {
     co_return failed("the email account " + account->config.address +
                      " has no submission server ([email.accounts.smtp] host)");
   }
@@ -174,21 +181,69 @@ boost::asio::awaitable<SendOutcome> EmailChannel::send(const OutboxItem& item) {
   // The same outbox row always gets the same Message-ID: a resend is recognisably one mail.
   mail.message_id = "sb." + sha256_hex(item.idempotency_key).substr(0, 32) + "@" +
                     domain_of(account->config.address);
+  SendOutcome outcome = co_await deliver(*account, mail);
+  SendStatus& status = send_status_[account->config.address];
+  if (outcome.kind == SendOutcome::Kind::sent) {
+    status.last_success = std::chrono::system_clock::now();
+    spdlog::info("email: outbox item {} sent from {} by {} to {} (Message-ID <{}>)", item.id,
+                 account->config.address, account->config.send, mail.to.front().address,
+                 mail.message_id);
+    if (!answered_jmap_id.empty()) co_await mark_answered(*account, answered_jmap_id);
+  } else {
+    status.last_error_at = std::chrono::system_clock::now();
+    status.last_error = outcome.error;
+  }
+  co_return outcome;
+}
+
+asio::awaitable<SendOutcome> EmailChannel::deliver(const EmailAccount& account,
+                                                   const OutgoingMail& mail) {
+  if (account.config.send == "jmap") {
+    const auto client = jmap_.find(account.config.address);
+    if (client == jmap_.end() || client->second == nullptr) {
+      co_return failed("the email account " + account.config.address + " has no JMAP session");
+    }
+    co_return co_await client->second->send(mail);
+  }
   auto data = build_mail(mail);
   if (!data) co_return failed("cannot build the mail: " + data.error().message);
-
   SmtpMessage message;
-  message.mail_from = account->config.address;
+  message.mail_from = account.config.address;
   for (const auto& m : mail.to) message.recipients.push_back(m.address);
   for (const auto& m : mail.cc) message.recipients.push_back(m.address);
   message.data = std::move(*data);
-  const SmtpClientOptions options = client_options(account->config.smtp, helo_name_);
-  SendOutcome outcome = co_await smtp_send(executor_, options, message);
-  if (outcome.kind == SendOutcome::Kind::sent) {
-    spdlog::info("email: outbox item {} sent from {} to {} (Message-ID <{}>)", item.id,
-                 account->config.address, message.recipients.front(), mail.message_id);
+  const SmtpClientOptions options = client_options(account.config.smtp, helo_name_);
+  co_return co_await smtp_send(executor_, options, message);
+}
+
+// The seed's defect was mail that stayed unread after it was answered ("19 unread"): the
+// answered mail is marked read once the answer is out. A failure does not undo the send.
+asio::awaitable<void> EmailChannel::mark_answered(const EmailAccount& account,
+                                                  const std::string& jmap_id) {
+  const auto client = jmap_.find(account.config.address);
+  if (client == jmap_.end() || client->second == nullptr) co_return;
+  auto marked = co_await client->second->mark_seen(jmap_id);
+  if (!marked) {
+    spdlog::warn("email {}: the answered mail {} could not be marked read: {}",
+                 account.config.address, jmap_id, marked.error().message);
   }
-  co_return outcome;
+}
+
+json::object EmailChannel::send_status(const std::string& address) const {
+  const auto it = send_status_.find(address);
+  if (it == send_status_.end()) {
+    return json::object{
+        {"last_success", nullptr}, {"last_error", nullptr}, {"last_error_at", nullptr}};
+  }
+  const SendStatus& s = it->second;
+  json::object out{{"last_success", json_time(s.last_success)},
+                   {"last_error_at", json_time(s.last_error_at)}};
+  if (s.last_error.empty()) {
+    out["last_error"] = nullptr;
+  } else {
+    out["last_error"] = s.last_error;
+  }
+  return out;
 }
 
 }  // namespace sb::email

@@ -218,7 +218,8 @@ asio::awaitable<Result<void>> EmailIngest::deliver(SmtpEnvelope envelope, std::s
 }
 
 asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, std::string data,
-                                                  std::string envelope_from, std::string origin) {
+                                                  std::string envelope_from, std::string origin,
+                                                  json::object extra) {
   const std::filesystem::path group_dir = groups_.paths().group_dir(account.config.group);
 
   bool on_worker = data.size() > kInlineParseBytes;
@@ -251,6 +252,9 @@ asio::awaitable<Result<void>> EmailIngest::ingest(const EmailAccount& account, s
                         {"to", mailbox_list(p.mail.to)},
                         {"cc", mailbox_list(p.mail.cc)},
                         {"text_source", source_name(p.mail.text_source)}};
+  for (auto& [key, value] : extra) {
+    if (!metadata.contains(key)) metadata[key] = std::move(value);
+  }
   json::array references;
   for (const auto& r : p.mail.references) references.push_back(json::string(r));
   metadata["references"] = std::move(references);

@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
 #include <functional>
 #include <memory>
 #include <set>
@@ -62,10 +63,12 @@ class EmailIngest {
   // should try again (451).
   boost::asio::awaitable<Result<void>> deliver(SmtpEnvelope envelope, std::string data);
 
-  // The same for one account, from any source (the receiver, later IMAP and JMAP). `origin`
-  // is a unique id of the message at its source, used when it has no Message-ID.
+  // The same for one account, from any source (the receiver, IMAP, JMAP). `origin` names
+  // the message at its source (for logs); `extra` is kept in the message's metadata (JMAP:
+  // {"jmap_id": …}, so the answer can mark it read).
   boost::asio::awaitable<Result<void>> ingest(const EmailAccount& account, std::string data,
-                                              std::string envelope_from, std::string origin);
+                                              std::string envelope_from, std::string origin,
+                                              boost::json::object extra = {});
 
  private:
   boost::asio::awaitable<bool> bind_chat(const std::string& folder, const std::string& chat);

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <map>
+
 namespace sb::email {
 
 namespace {
@@ -14,7 +16,79 @@ std::string machine_name() {
   return name;
 }
 
+ImapOptions imap_options(const EmailAccountConfig& account) {
+  const ImapAccountConfig& c = account.imap;
+  ImapOptions o;
+  o.account = account.address;
+  o.host = c.host;
+  o.port = c.port;
+  o.security = c.security == "starttls" ? ImapOptions::Security::starttls
+               : c.security == "plain"  ? ImapOptions::Security::plain
+                                        : ImapOptions::Security::tls;
+  o.verify_certificate = c.verify_certificate;
+  o.ca_file = c.ca_file;
+  o.username = c.username;
+  o.password = c.password;
+  o.auth = c.auth == "login"   ? ImapOptions::Auth::login
+           : c.auth == "plain" ? ImapOptions::Auth::plain
+                               : ImapOptions::Auth::automatic;
+  o.folder = c.folder;
+  o.poll_interval = c.poll_interval;
+  o.idle_renew = c.idle_renew;
+  return o;
+}
+
+JmapOptions jmap_options(const EmailAccountConfig& account, std::size_t max_message_bytes) {
+  const JmapAccountConfig& c = account.jmap;
+  JmapOptions o;
+  o.account = account.address;
+  o.session_url = c.session_url;
+  o.bearer_token = c.token;
+  if (c.token.empty()) {
+    o.username = c.username;
+    o.password = c.password;
+  }
+  o.verify_certificate = c.verify_certificate;
+  o.ca_file = c.ca_file;
+  o.after_send = c.after_send == "destroy" ? JmapOptions::AfterSend::destroy
+                                           : JmapOptions::AfterSend::move_to_sent;
+  o.push = c.push;
+  o.poll_interval = c.poll_interval;
+  o.max_message_bytes = max_message_bytes;
+  return o;
+}
+
+// Mailbox readers store through the ingest pipeline and keep their position as a cursor.
+MailboxHooks make_hooks(EmailIngest& ingest, const EmailAccount& account, Store& reader,
+                        WriteQueue& writer) {
+  MailboxHooks hooks;
+  hooks.store = [&ingest, &account](std::string data, std::string origin,
+                                    boost::json::object extra) {
+    return ingest.ingest(account, std::move(data), "", std::move(origin), std::move(extra));
+  };
+  hooks.load_state = [&reader](const std::string& key) { return reader.cursor(key); };
+  hooks.save_state = [&writer](std::string key,
+                               std::string value) -> boost::asio::awaitable<Result<void>> {
+    try {
+      co_await writer.run([k = std::move(key), v = std::move(value)](Store& store) {
+        store.set_cursor(k, v);
+        return true;
+      });
+    } catch (const std::exception& e) {
+      co_return make_error(std::string("cannot save the mailbox position: ") + e.what());
+    }
+    co_return Result<void>{};
+  };
+  return hooks;
+}
+
 }  // namespace
+
+const MailboxStatus* EmailService::AccountRuntime::reader_status() const {
+  if (imap_reader) return &imap_reader->status();
+  if (jmap_reader) return &jmap_reader->status();
+  return nullptr;
+}
 
 Result<std::unique_ptr<EmailService>> EmailService::create(
     boost::asio::any_io_executor executor, const Config& config, Store& reader, WriteQueue& writer,
@@ -33,9 +107,37 @@ Result<std::unique_ptr<EmailService>> EmailService::create(
   limits.max_attachments = config.email.max_attachments;
   service->ingest_ = std::make_unique<EmailIngest>(executor, writer, groups, service->accounts_,
                                                    limits, metrics, std::move(on_stored));
+  std::map<std::string, JmapClient*> jmap_clients;
+  for (const auto& account : service->accounts_) {
+    auto runtime = std::make_unique<AccountRuntime>();
+    runtime->account = &account;
+    runtime->hooks = make_hooks(*service->ingest_, account, reader, writer);
+    const auto& c = account.config;
+    if (c.receive == "jmap" || c.send == "jmap") {
+      runtime->jmap = std::make_unique<JmapClient>(
+          executor, jmap_options(c, config.email.receiver.max_message_bytes));
+      jmap_clients[c.address] = runtime->jmap.get();
+      for (const auto& w : jmap_warnings(runtime->jmap->options())) {
+        spdlog::warn("email account {}: {}", c.address, w);
+      }
+    }
+    if (c.receive == "imap") {
+      auto options = imap_options(c);
+      options.max_message_bytes = config.email.receiver.max_message_bytes;
+      for (const auto& w : imap_warnings(options)) {
+        spdlog::warn("email account {}: {}", c.address, w);
+      }
+      runtime->imap_reader =
+          std::make_unique<ImapReceiver>(executor, std::move(options), runtime->hooks);
+    } else if (c.receive == "jmap") {
+      runtime->jmap_reader =
+          std::make_unique<JmapReceiver>(executor, *runtime->jmap, runtime->hooks);
+    }
+    service->runtimes_.push_back(std::move(runtime));
+  }
   service->channel_ =
-      std::make_unique<EmailChannel>(executor, reader, service->accounts_, config.assistant_name,
-                                     hostname, config.email.reply_limit);
+      std::make_unique<EmailChannel>(executor, reader, service->accounts_, std::move(jmap_clients),
+                                     config.assistant_name, hostname, config.email.reply_limit);
   for (const auto& warning : service->channel_->warnings()) spdlog::warn("{}", warning);
 
   if (config.email.receiver.enabled) {
@@ -89,19 +191,47 @@ Result<void> EmailService::listen() {
   return {};
 }
 
-boost::asio::awaitable<void> EmailService::start() { co_await ingest_->prepare_groups(); }
+boost::asio::awaitable<void> EmailService::start() {
+  co_await ingest_->prepare_groups();
+  for (auto& runtime : runtimes_) {
+    if (runtime->imap_reader) {
+      spdlog::info("email: reading {} over IMAP from {}", runtime->account->config.address,
+                   runtime->account->config.imap.host);
+      runtime->imap_reader->start();
+    }
+    if (runtime->jmap_reader) {
+      spdlog::info("email: reading {} over JMAP from {}", runtime->account->config.address,
+                   runtime->account->config.jmap.session_url);
+      runtime->jmap_reader->start();
+    }
+  }
+}
 
 void EmailService::stop() {
   if (receiver_) receiver_->stop();
+  for (auto& runtime : runtimes_) {
+    if (runtime->imap_reader) runtime->imap_reader->stop();
+    if (runtime->jmap_reader) runtime->jmap_reader->stop();
+  }
 }
 
 boost::json::object EmailService::health() const {
   boost::json::array accounts;
-  for (const auto& account : accounts_) {
-    accounts.push_back(boost::json::object{{"address", account.config.address},
-                                           {"group", account.config.group},
-                                           {"receive", account.config.receive},
-                                           {"send", account.config.send}});
+  for (const auto& runtime : runtimes_) {
+    const auto& config = runtime->account->config;
+    boost::json::object entry{{"address", config.address},
+                              {"group", config.group},
+                              {"receive", config.receive},
+                              {"send", config.send}};
+    if (const MailboxStatus* status = runtime->reader_status()) {
+      entry["receiving"] = status->to_json();
+    } else {
+      // Mail for it arrives through the SMTP receiver below.
+      entry["receiving"] = boost::json::object{
+          {"state", receiver_ && receiver_->port() != 0 ? "listening" : "not listening"}};
+    }
+    entry["sending"] = channel_->send_status(config.address);
+    accounts.push_back(std::move(entry));
   }
   boost::json::object receiver{{"enabled", receiver_ != nullptr}};
   if (receiver_) {

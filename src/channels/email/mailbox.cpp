@@ -6,16 +6,16 @@
 
 namespace sb::email {
 
+boost::json::value json_time(const std::optional<std::chrono::system_clock::time_point>& t) {
+  if (!t) return nullptr;
+  return boost::json::string(
+      format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(*t)));
+}
+
 boost::json::object MailboxStatus::to_json() const {
-  auto when =
-      [](const std::optional<std::chrono::system_clock::time_point>& t) -> boost::json::value {
-    if (!t) return nullptr;
-    return boost::json::string(
-        format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(*t)));
-  };
   boost::json::object out{{"state", state},
-                          {"last_success", when(last_success)},
-                          {"last_error_at", when(last_error_at)},
+                          {"last_success", json_time(last_success)},
+                          {"last_error_at", json_time(last_error_at)},
                           {"messages", messages},
                           {"failures", failures}};
   if (last_error.empty()) {

@@ -9,6 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,6 +52,9 @@ struct MailboxStatus {
 
   boost::json::object to_json() const;
 };
+
+// A moment for /health: ISO-8601 UTC with milliseconds, or null.
+boost::json::value json_time(const std::optional<std::chrono::system_clock::time_point>& t);
 
 // The wait before reconnect attempt `failures` (1-based): 1 s, 2 s, 4 s … capped at `cap`.
 std::chrono::milliseconds reconnect_delay(std::uint32_t failures,
