@@ -2,26 +2,18 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <cctype>
 #include <charconv>
 #include <map>
 #include <memory>
 #include <optional>
-#include <tuple>
 #include <utility>
 
+#include "channels/email/mail_connection.h"
 #include "common/result.h"
 #include "common/tls_client.h"
 
@@ -30,14 +22,9 @@ namespace sb::email {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
 namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 using channels::SendOutcome;
 using Security = SmtpClientOptions::Security;
-using Clock = std::chrono::steady_clock;
-
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 // RFC 5321 4.5.3.1.5 allows 512 octets per reply line, but servers send longer texts and
 // long EHLO lists: the bounds are generous, yet a hostile server cannot grow memory.
@@ -191,88 +178,31 @@ class Extensions {
   std::map<std::string, std::string, std::less<>> keywords_;
 };
 
-// One SMTP connection: plain TCP that may turn into TLS, with a bounded read buffer, a
-// deadline on every step and errors that name the server and the step.
+// One SMTP conversation over a MailConnection: replies, EHLO and its extensions, commands.
 class Connection {
  public:
   Connection(asio::any_io_executor executor, ssl::context& tls, const SmtpClientOptions& options)
-      : executor_(std::move(executor)), options_(options), stream_(executor_, tls) {
-    const bool ipv6 = options.host.find(':') != std::string::npos;
-    server_ = (ipv6 ? "[" + options.host + "]" : options.host) + ":" + std::to_string(options.port);
-  }
+      : options_(options),
+        conn_(std::move(executor), tls, options.host, options.port, options.verify_certificate,
+              "smtp") {}
 
-  const std::string& server() const { return server_; }
+  const std::string& server() const { return conn_.server(); }
   const Extensions& extensions() const { return extensions_; }
   // Resolves the host and connects, within connect_timeout. Error: what failed, for a retry.
-  asio::awaitable<Result<void>> connect() {
-    const auto deadline = Clock::now() + options_.connect_timeout;
-    // The resolver cannot take a deadline itself: a timer cancels it. The timer's handler may
-    // run after this frame is gone, hence the weak pointer.
-    auto resolver = std::make_shared<tcp::resolver>(executor_);
-    asio::steady_timer timer(executor_, deadline);
-    std::weak_ptr<tcp::resolver> weak = resolver;
-    timer.async_wait([weak](const boost::system::error_code& ec) {
-      if (auto live = weak.lock(); live && !ec) live->cancel();
-    });
-    const std::string port = std::to_string(options_.port);
-    auto [rec, endpoints] = co_await resolver->async_resolve(options_.host, port, kAsTuple);
-    timer.cancel();
-    if (rec) {
-      healthy_ = false;
-      if (Clock::now() >= deadline)
-        co_return make_error("resolving " + server_ + timed_out(options_.connect_timeout));
-      co_return make_error("cannot resolve " + server_ + ": " + rec.message());
-    }
-    auto& tcp_stream = stream_.next_layer();
-    tcp_stream.expires_at(deadline);
-    auto [cec, endpoint] = co_await tcp_stream.async_connect(endpoints, kAsTuple);
-    if (cec) {
-      healthy_ = false;
-      if (cec == beast::error::timeout)
-        co_return make_error("connecting to " + server_ + timed_out(options_.connect_timeout));
-      co_return make_error("cannot connect to " + server_ + ": " + cec.message());
-    }
-    boost::system::error_code ignored;
-    tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
-    co_return Result<void>{};
-  }
-
+  asio::awaitable<Result<void>> connect() { return conn_.connect(options_.connect_timeout); }
   // The TLS handshake, checking the certificate's chain and that it is for options.host.
   // Error: why it failed (the certificate problem when there is one), for a retry.
-  asio::awaitable<Result<void>> handshake() {
-    // Whatever happens now, the connection is no longer fit for plaintext commands.
-    healthy_ = false;
-    SSL* ssl = stream_.native_handle();
-    if (auto prepared = prepare_tls_handshake(ssl, options_.host, options_.verify_certificate);
-        !prepared) {
-      co_return make_error(prepared.error().message + " (" + server_ + ")");
-    }
-    stream_.next_layer().expires_after(options_.connect_timeout);
-    auto [ec] = co_await stream_.async_handshake(ssl::stream_base::client, kAsTuple);
-    if (ec) {
-      if (ec == beast::error::timeout)
-        co_return make_error("TLS handshake with " + server_ + timed_out(options_.connect_timeout));
-      std::string error = tls_handshake_error(ssl, ec, server_, options_.verify_certificate);
-      co_return make_error(std::move(error));
-    }
-    tls_ = true;
-    healthy_ = true;
-    spdlog::debug("smtp {}: {} established", server_, SSL_get_version(ssl));
-    co_return Result<void>{};
-  }
+  asio::awaitable<Result<void>> handshake() { return conn_.handshake(options_.connect_timeout); }
+  void discard_buffered() { conn_.discard_buffered(); }
 
-  // Bytes the server sent before the TLS handshake must not be taken as answers after it
-  // (RFC 3207 4.2; CVE-2011-0411 is the attack).
-  void discard_buffered() { buffer_.clear(); }
-
-  // Reads one complete reply, single- or multi-line, within command_timeout. `step` names
-  // what it answers, for the error. Error: a connection problem or an unreadable reply.
+  // Reads one complete reply, single- or multi-line, within `timeout`. `step` names what it
+  // answers, for the error. Error: a connection problem or an unreadable reply.
   asio::awaitable<Result<Reply>> read_reply(std::string_view step,
                                             std::chrono::milliseconds timeout) {
-    stream_.next_layer().expires_after(timeout);
+    conn_.expires_after(timeout);
     Reply reply;
     for (;;) {
-      auto line = co_await read_line(step, timeout);
+      auto line = co_await conn_.read_line(step, kMaxReplyLine);
       if (!line) co_return line.error();
       const std::string& text = *line;
       const bool well_formed = text.size() >= 3 && text[0] >= '1' && text[0] <= '5' &&
@@ -281,16 +211,16 @@ class Connection {
                                (text.size() == 3 || text[3] == ' ' || text[3] == '-');
       const int code = well_formed ? std::stoi(text.substr(0, 3)) : 0;
       if (!well_formed || (reply.code != 0 && code != reply.code)) {
-        healthy_ = false;
-        co_return make_error(server_ + " sent an unreadable answer to " + std::string(step) +
+        conn_.mark_broken();
+        co_return make_error(server() + " sent an unreadable answer to " + std::string(step) +
                              ": \"" + printable(text.substr(0, 200)) + "\"");
       }
       reply.code = code;
       reply.lines.push_back(printable(text.size() > 4 ? text.substr(4) : ""));
       if (text.size() == 3 || text[3] == ' ') co_return reply;
       if (reply.lines.size() >= kMaxReplyLines) {
-        healthy_ = false;
-        co_return make_error(server_ + " sent an answer of more than " +
+        conn_.mark_broken();
+        co_return make_error(server() + " sent an answer of more than " +
                              std::to_string(kMaxReplyLines) + " lines to " + std::string(step));
       }
     }
@@ -301,25 +231,8 @@ class Connection {
 
   // Writes `bytes` within command_timeout. Error: the connection problem.
   asio::awaitable<Result<void>> write(std::string_view bytes, std::string_view step) {
-    stream_.next_layer().expires_after(options_.command_timeout);
-    auto buffer = asio::buffer(bytes.data(), bytes.size());
-    boost::system::error_code ec;
-    if (tls_) {
-      std::tie(ec, std::ignore) = co_await asio::async_write(stream_, buffer, kAsTuple);
-    } else {
-      std::tie(ec, std::ignore) =
-          co_await asio::async_write(stream_.next_layer(), buffer, kAsTuple);
-    }
-    if (ec) {
-      healthy_ = false;
-      if (ec == beast::error::timeout) {
-        co_return make_error("sending " + std::string(step) + " to " + server_ +
-                             timed_out(options_.command_timeout));
-      }
-      co_return make_error("sending " + std::string(step) + " to " + server_ +
-                           " failed: " + ec.message());
-    }
-    co_return Result<void>{};
+    conn_.expires_after(options_.command_timeout);
+    return conn_.write(bytes, step);
   }
 
   // Sends one command line and reads its reply. `step` names the command for errors: it is
@@ -355,83 +268,28 @@ class Connection {
     const int kind = reply->code / 100;
     if (kind == expected_class) return std::nullopt;
     if (kind == 4 || kind == 5) {
-      std::string error = server_ + " answered " + std::string(step) + ": " + reply->text();
+      std::string error = server() + " answered " + std::string(step) + ": " + reply->text();
       return kind == 4 ? retry(std::move(error)) : failed(std::move(error));
     }
-    return retry(server_ + " gave an unexpected answer to " + std::string(step) + ": " +
+    return retry(server() + " gave an unexpected answer to " + std::string(step) + ": " +
                  reply->text());
   }
 
   // Says goodbye if the connection is still usable; its answer does not matter.
   asio::awaitable<void> quit() {
-    if (!healthy_) co_return;
+    if (!conn_.healthy()) co_return;
     auto written = co_await write("QUIT\r\n", "QUIT");
     if (written) {
       auto answer = co_await read_reply("QUIT", std::min(options_.command_timeout, kQuitTimeout));
       (void)answer;
     }
-    boost::system::error_code ignored;
-    stream_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    conn_.shutdown();
   }
 
  private:
-  static std::string timed_out(std::chrono::milliseconds timeout) {
-    return " timed out after " + std::to_string(timeout.count()) + " ms";
-  }
-
-  // One line of a reply without its line end; a bare LF ends a line too (lenient reading).
-  asio::awaitable<Result<std::string>> read_line(std::string_view step,
-                                                 std::chrono::milliseconds timeout) {
-    std::size_t scanned = 0;
-    for (;;) {
-      const auto end = buffer_.find('\n', scanned);
-      if (end != std::string::npos) {
-        std::string line = buffer_.substr(0, end);
-        buffer_.erase(0, end + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        co_return line;
-      }
-      if (buffer_.size() > kMaxReplyLine) {
-        healthy_ = false;
-        co_return make_error(server_ + " sent an answer line longer than " +
-                             std::to_string(kMaxReplyLine) + " bytes to " + std::string(step));
-      }
-      scanned = buffer_.size();
-      auto buffer = asio::buffer(chunk_);
-      boost::system::error_code ec;
-      std::size_t n = 0;
-      if (tls_) {
-        std::tie(ec, n) = co_await stream_.async_read_some(buffer, kAsTuple);
-      } else {
-        std::tie(ec, n) = co_await stream_.next_layer().async_read_some(buffer, kAsTuple);
-      }
-      if (ec) {
-        healthy_ = false;
-        if (ec == beast::error::timeout) {
-          co_return make_error(server_ + " did not answer " + std::string(step) + " within " +
-                               std::to_string(timeout.count()) + " ms");
-        }
-        if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
-          co_return make_error(server_ + " closed the connection before answering " +
-                               std::string(step));
-        }
-        co_return make_error("reading the answer to " + std::string(step) + " from " + server_ +
-                             " failed: " + ec.message());
-      }
-      buffer_.append(chunk_.data(), n);
-    }
-  }
-
-  asio::any_io_executor executor_;
   const SmtpClientOptions& options_;
-  ssl::stream<beast::tcp_stream> stream_;
-  std::string server_;  // host:port, for messages
-  bool tls_ = false;
-  // False once the connection failed or the server said something unreadable: no QUIT then.
-  bool healthy_ = true;
+  MailConnection conn_;
   Extensions extensions_;
-  std::string buffer_;
-  std::array<char, 4096> chunk_{};
 };
 
 // What can be known wrong before connecting: it would be wrong on every attempt.
