@@ -83,6 +83,8 @@ class JmapClient {
   // The pieces JmapReceiver builds on (jmap_session.h and friends hold the details).
   struct Impl;
   Impl& impl() { return *impl_; }
+  // For coroutines that must keep the Impl alive past the client's destruction.
+  std::shared_ptr<Impl> shared_impl() const { return impl_; }
 
  private:
   std::shared_ptr<Impl> impl_;
