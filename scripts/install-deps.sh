@@ -15,7 +15,8 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev wrk sqlite3 procps curl
-    swaks libnet-ssleay-perl libio-socket-ssl-perl python3-aiosmtpd openssl)
+    swaks libnet-ssleay-perl libio-socket-ssl-perl python3-aiosmtpd openssl
+    dovecot-imapd dovecot-lmtpd cyrus-common cyrus-caldav cyrus-admin sasl2-bin)
 fi
 
 missing=()
@@ -27,5 +28,13 @@ done
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 echo "installing: ${missing[*]}" >&2
+if [[ "${1:-}" == "--test" && ! -e /usr/sbin/policy-rc.d ]]; then
+  # The tests start their own throwaway mail servers (Cyrus, Dovecot); keep the packages
+  # from starting system-wide daemons on a machine with init scripts: invoke-rc.d asks
+  # policy-rc.d first, and 101 means "not allowed".
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
