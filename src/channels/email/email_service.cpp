@@ -58,6 +58,22 @@ JmapOptions jmap_options(const EmailAccountConfig& account, std::size_t max_mess
   return o;
 }
 
+// A plain coroutine function rather than a coroutine lambda: g++ 12 miscompiles moving a
+// coroutine lambda's parameters into a capture inside the co_await (a double free).
+boost::asio::awaitable<Result<void>> save_cursor(WriteQueue& writer, std::string key,
+                                                 std::string value) {
+  auto job = [key = std::move(key), value = std::move(value)](Store& store) {
+    store.set_cursor(key, value);
+    return true;
+  };
+  try {
+    co_await writer.run(std::move(job));
+  } catch (const std::exception& e) {
+    co_return make_error(std::string("cannot save the mailbox position: ") + e.what());
+  }
+  co_return Result<void>{};
+}
+
 // Mailbox readers store through the ingest pipeline and keep their position as a cursor.
 MailboxHooks make_hooks(EmailIngest& ingest, const EmailAccount& account, Store& reader,
                         WriteQueue& writer) {
@@ -67,17 +83,8 @@ MailboxHooks make_hooks(EmailIngest& ingest, const EmailAccount& account, Store&
     return ingest.ingest(account, std::move(data), "", std::move(origin), std::move(extra));
   };
   hooks.load_state = [&reader](const std::string& key) { return reader.cursor(key); };
-  hooks.save_state = [&writer](std::string key,
-                               std::string value) -> boost::asio::awaitable<Result<void>> {
-    try {
-      co_await writer.run([k = std::move(key), v = std::move(value)](Store& store) {
-        store.set_cursor(k, v);
-        return true;
-      });
-    } catch (const std::exception& e) {
-      co_return make_error(std::string("cannot save the mailbox position: ") + e.what());
-    }
-    co_return Result<void>{};
+  hooks.save_state = [&writer](std::string key, std::string value) {
+    return save_cursor(writer, std::move(key), std::move(value));
   };
   return hooks;
 }
