@@ -28,7 +28,9 @@ Result<HttpReply> http_call(const HttpCall& call) {
   HttpReply reply;
 
   http::request<http::string_body> req{http::string_to_verb(call.method), call.target, 11};
-  req.set(http::field::host, call.host);
+  // With the port, so that redirects built from it keep it; IPv6 literals in brackets.
+  const bool ipv6 = call.host.find(':') != std::string::npos;
+  req.set(http::field::host, ipv6 ? "[" + call.host + "]:" + std::to_string(call.port) : where);
   req.set(http::field::user_agent, "switchboard-cli");
   if (!call.token.empty()) req.set(http::field::authorization, "Bearer " + call.token);
   for (const auto& [k, v] : call.headers) req.set(k, v);

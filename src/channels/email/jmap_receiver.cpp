@@ -14,6 +14,7 @@
 #include "channels/email/event_stream.h"
 #include "channels/email/jmap_session.h"
 #include "common/async.h"
+#include "config/units.h"
 
 namespace sb::email {
 
@@ -36,11 +37,6 @@ const json::array& email_properties() {
   static const json::array properties{"id",       "blobId", "messageId", "mailboxIds",
                                       "keywords", "size",   "receivedAt"};
   return properties;
-}
-
-std::string seconds_text(std::chrono::milliseconds d) {
-  if (d < std::chrono::seconds(1)) return std::to_string(d.count()) + " ms";
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
 }
 
 }  // namespace
@@ -123,7 +119,7 @@ struct JmapReceiver::Impl {
         const auto delay =
             reconnect_delay(status.failures, options.backoff_first, options.backoff_cap);
         spdlog::warn("{}: {}; trying again in {}", log_name(), status.last_error,
-                     seconds_text(delay));
+                     format_duration(delay));
         backoff.expires_after(delay);
         co_await backoff.async_wait(kAsTuple);
         continue;
@@ -138,7 +134,7 @@ struct JmapReceiver::Impl {
         } else {
           spdlog::info("{}: {}; polling every {}", log_name(),
                        options.push ? "the server offers no event source" : "push is off",
-                       seconds_text(options.poll_interval));
+                       format_duration(options.poll_interval));
         }
       }
       if (wake_pending) continue;
@@ -373,7 +369,7 @@ struct JmapReceiver::Impl {
         spdlog::info("{}: the server offers no push ({}); polling every {}", log_name(),
                      not_event_stream ? "its event source is not an event stream"
                                       : "HTTP " + std::to_string(status_code),
-                     seconds_text(options.poll_interval));
+                     format_duration(options.poll_interval));
         if (was_live) notify();
         co_return;
       }
@@ -389,9 +385,9 @@ struct JmapReceiver::Impl {
       if (was_live) {
         notify();  // poll at the short interval while the stream is down
         spdlog::info("{}: push stream ended ({}); reconnecting in {}", log_name(), why,
-                     seconds_text(delay));
+                     format_duration(delay));
       } else {
-        spdlog::warn("{}: push: {}; trying again in {}", log_name(), why, seconds_text(delay));
+        spdlog::warn("{}: push: {}; trying again in {}", log_name(), why, format_duration(delay));
       }
       push_wait.expires_after(delay);
       co_await push_wait.async_wait(kAsTuple);
