@@ -39,61 +39,27 @@ constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::size_t kBinaryProbeBytes = 8 * 1024;
 
 // Where one request goes.
-struct Target {
+struct Target : HttpEndpoint {
   std::string url;  // as given or as resolved from a redirect, for messages
-  bool tls = false;
-  std::string host;  // for resolving and SNI: no brackets around IPv6
-  std::string port;
-  std::string host_header;
-  std::string request_target;  // origin-form: path and query
 };
 
 Result<Target> parse_target(std::string_view text) {
   const std::string quoted = "'" + std::string(text) + "'";
   auto url = boost::urls::parse_uri(text);
   if (!url) return make_error(quoted + " is not an absolute URL (like https://example.org/)");
-  Target target;
-  target.url = std::string(text);
-  if (url->scheme_id() == boost::urls::scheme::https) {
-    target.tls = true;
-  } else if (url->scheme_id() != boost::urls::scheme::http) {
+  if (url->scheme_id() != boost::urls::scheme::https &&
+      url->scheme_id() != boost::urls::scheme::http) {
     return make_error("only http and https URLs can be fetched, not " + quoted);
   }
   if (url->has_userinfo()) {
     return make_error(quoted + " contains a user name or password, which web_fetch does not send");
   }
-  target.host = url_host(*url);
-  if (target.host.empty()) return make_error(quoted + " has no host");
-  if (url->has_port()) {
-    const auto port = url_port(*url);
-    if (!port) return make_error(quoted + " has an invalid port");
-    target.port = std::to_string(*port);
-  } else {
-    target.port = target.tls ? "443" : "80";
-  }
-  target.host_header = std::string(url->encoded_host_and_port());
-  target.request_target = url->encoded_path().empty() ? "/" : std::string(url->encoded_path());
-  if (url->has_query()) target.request_target += "?" + std::string(url->encoded_query());
+  auto endpoint = http_endpoint(*url);
+  if (!endpoint) return make_error(quoted + " " + endpoint.error().message);
+  Target target;
+  static_cast<HttpEndpoint&>(target) = std::move(*endpoint);
+  target.url = std::string(text);
   return target;
-}
-
-// The URL a Location header leads to from `base`.
-Result<std::string> redirect_url(const std::string& base, std::string_view location) {
-  auto base_url = boost::urls::parse_uri(base);
-  auto reference = boost::urls::parse_uri_reference(location);
-  if (!base_url || !reference) {
-    return make_error("redirected to an invalid URL '" + std::string(location) + "'");
-  }
-  boost::urls::url resolved;
-  if (auto rc = boost::urls::resolve(*base_url, *reference, resolved); !rc) {
-    return make_error("redirected to an invalid URL '" + std::string(location) + "'");
-  }
-  resolved.remove_fragment();
-  return std::string(resolved.buffer());
-}
-
-bool is_redirect(int status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 // What one request brought back.
@@ -143,7 +109,7 @@ asio::awaitable<void> request(Stream& stream, beast::tcp_stream& lowest, const T
   out.reason = std::string(head.reason());
   out.content_type = std::string(head[http::field::content_type]);
   out.location = std::string(head[http::field::location]);
-  if (is_redirect(out.status) && !out.location.empty()) co_return;
+  if (is_redirect_status(out.status) && !out.location.empty()) co_return;
 
   char chunk[16 * 1024];
   while (!parser.is_done()) {
@@ -287,13 +253,13 @@ ToolOutput WebFetchTool::run(const json::object& input, const ToolContext& conte
     if (!exchange.error.empty()) {
       return ToolOutput::error("fetching " + target->url + " failed: " + exchange.error);
     }
-    if (!is_redirect(exchange.status) || exchange.location.empty()) break;
+    if (!is_redirect_status(exchange.status) || exchange.location.empty()) break;
     if (redirects.size() == static_cast<std::size_t>(kMaxRedirects)) {
       return ToolOutput::error("fetching " + *url + " failed: more than " +
                                std::to_string(kMaxRedirects) + " redirects (the last to " +
                                exchange.location + ")");
     }
-    auto next = redirect_url(target->url, exchange.location);
+    auto next = resolve_location(target->url, exchange.location);
     if (!next) {
       return ToolOutput::error("fetching " + target->url + " failed: " + next.error().message);
     }

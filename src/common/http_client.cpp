@@ -64,14 +64,9 @@ class AbortRegistration {
   std::uint64_t id_;
 };
 
-struct Target {
-  bool tls = false;
-  std::string host;  // for the resolver and TLS: IPv6 without brackets
-  std::string port;
-  std::string host_header;
-  std::string request_target;  // path and query
-  std::string origin;          // scheme://host:port, for the same-origin check
-  std::string display;         // for messages: no user info, no query
+struct Target : HttpEndpoint {
+  std::string origin;   // scheme://host:port, for the same-origin check
+  std::string display;  // for messages: no user info, no query
 };
 
 Result<Target> parse_target(std::string_view text) {
@@ -80,43 +75,14 @@ Result<Target> parse_target(std::string_view text) {
   }
   auto url = boost::urls::parse_uri(text);
   if (!url) return make_error("'" + url_for_messages(text) + "' is not an absolute URL");
+  auto endpoint = http_endpoint(*url);
+  if (!endpoint) return make_error("'" + url_for_messages(text) + "' " + endpoint.error().message);
   Target target;
-  if (url->scheme_id() == boost::urls::scheme::https) {
-    target.tls = true;
-  } else if (url->scheme_id() != boost::urls::scheme::http) {
-    return make_error("'" + url_for_messages(text) + "' is neither http nor https");
-  }
-  target.host = url_host(*url);
-  if (target.host.empty()) return make_error("'" + url_for_messages(text) + "' has no host");
-  if (url->has_port()) {
-    const auto port = url_port(*url);
-    if (!port) return make_error("'" + url_for_messages(text) + "' has an invalid port");
-    target.port = std::to_string(*port);
-  } else {
-    target.port = target.tls ? "443" : "80";
-  }
-  target.host_header = std::string(url->encoded_host_and_port());
-  target.request_target = url->encoded_path().empty() ? "/" : std::string(url->encoded_path());
-  if (url->has_query()) target.request_target += "?" + std::string(url->encoded_query());
+  static_cast<HttpEndpoint&>(target) = std::move(*endpoint);
   target.origin = std::string(target.tls ? "https://" : "http://") +
                   std::string(url->encoded_host()) + ":" + target.port;
   target.display = url_for_messages(text);
   return target;
-}
-
-Result<std::string> resolve_location(std::string_view base, std::string_view location) {
-  auto base_url = boost::urls::parse_uri(base);
-  auto reference = boost::urls::parse_uri_reference(location);
-  boost::urls::url resolved;
-  if (!base_url || !reference || !boost::urls::resolve(*base_url, *reference, resolved)) {
-    return make_error("a redirect to an invalid URL");
-  }
-  resolved.remove_fragment();
-  return std::string(resolved.buffer());
-}
-
-bool is_redirect(int status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
@@ -368,7 +334,7 @@ asio::awaitable<Result<HttpResponse>> HttpClient::request(HttpRequest request) {
     if (!answer) co_return answer.error();
     answer->url = request.url;
     const std::string location = answer->header("Location");
-    if (verb != http::verb::get || !is_redirect(answer->status) || location.empty() ||
+    if (verb != http::verb::get || !is_redirect_status(answer->status) || location.empty() ||
         redirects >= request.max_redirects) {
       co_return answer;
     }

@@ -10,7 +10,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -33,6 +32,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base64.h"
 #include "daemon_fixture.h"
 #include "support/run_on_loop.h"
 #include "support/temp_dir.h"
@@ -63,15 +63,6 @@ void write_file(const fs::path& p, std::string_view bytes) {
 
 bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 // No LF without its CR, no CR without its LF.
@@ -466,7 +457,7 @@ TEST_F(SmtpServerTest, SwaksDeliversAMultipartAlternativeMessage) {
   EXPECT_TRUE(contains(data, "Content-Type: text/html")) << data;
   EXPECT_TRUE(contains(data, "the plain part"));
   // swaks sends the HTML part base64-encoded.
-  EXPECT_TRUE(contains(data, base64("<p>the <b>html</b> part</p>"))) << data;
+  EXPECT_TRUE(contains(data, base64_encode("<p>the <b>html</b> part</p>"))) << data;
   EXPECT_TRUE(only_crlf_line_ends(data));
 }
 
@@ -495,7 +486,7 @@ TEST_F(SmtpServerTest, SwaksDeliversAnAttachmentIntact) {
   EXPECT_TRUE(contains(data, "report.bin"));
   // The first 48 bytes are the first 64 characters of the base64 text, whatever its line
   // length.
-  const auto encoded = base64(std::string_view(bytes).substr(0, 48));
+  const auto encoded = base64_encode(std::string_view(bytes).substr(0, 48));
   EXPECT_TRUE(contains(data, encoded)) << encoded;
   EXPECT_GT(data.size(), bytes.size() * 4 / 3);
 }

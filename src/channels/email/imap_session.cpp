@@ -1,6 +1,5 @@
 #include "channels/email/imap_session.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <utility>
 
 #include "channels/email/mail_connection.h"
+#include "common/base64.h"
 #include "common/tls_client.h"
 
 namespace sb::email {
@@ -26,15 +26,6 @@ using Security = ImapOptions::Security;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // UIDs per UID FETCH of sizes: keeps the command line and the answer small.
 constexpr std::size_t kSizeBatch = 200;
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 const char* status_name(ImapStatus status) {
   switch (status) {
@@ -312,8 +303,8 @@ asio::awaitable<Result<void>> ImapSession::login() {
   if (use_plain) {
     step = "AUTHENTICATE PLAIN";
     // RFC 4616: authorization id (empty), NUL, user name, NUL, password.
-    const std::string credentials =
-        base64(std::string(1, '\0') + options_.username + std::string(1, '\0') + options_.password);
+    const std::string credentials = base64_encode(std::string(1, '\0') + options_.username +
+                                                  std::string(1, '\0') + options_.password);
     auto builder = command("AUTHENTICATE PLAIN");
     if (capabilities_.contains("SASL-IR")) {
       login = builder.raw(credentials).finish();

@@ -1,6 +1,5 @@
 #include "channels/email/jmap_session.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -9,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <cctype>
+
+#include "common/base64.h"
 
 namespace sb::email {
 
@@ -20,15 +21,6 @@ namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxUploadAnswer = 64 * 1024;
 constexpr int kMaxSessionRedirects = 5;
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 bool iequal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -104,7 +96,7 @@ Result<std::unique_ptr<HttpClient>> JmapClient::Impl::make_http() const {
 std::vector<std::pair<std::string, std::string>> JmapClient::Impl::auth_headers() const {
   if (!options.bearer_token.empty()) return {{"Authorization", "Bearer " + options.bearer_token}};
   if (!options.username.empty()) {
-    return {{"Authorization", "Basic " + base64(options.username + ":" + options.password)}};
+    return {{"Authorization", "Basic " + base64_encode(options.username + ":" + options.password)}};
   }
   return {};
 }

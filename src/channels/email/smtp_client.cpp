@@ -1,7 +1,6 @@
 #include "channels/email/smtp_client.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/awaitable.hpp>
@@ -14,6 +13,7 @@
 #include <utility>
 
 #include "channels/email/mail_connection.h"
+#include "common/base64.h"
 #include "common/result.h"
 #include "common/tls_client.h"
 
@@ -54,15 +54,6 @@ std::string upper(std::string_view text) {
   for (char& c : out) {
     if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
   }
-  return out;
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
@@ -323,8 +314,8 @@ asio::awaitable<std::optional<SendOutcome>> authenticate(Connection& c,
   const Extensions& ext = c.extensions();
   if (ext.has_auth("PLAIN")) {
     // RFC 4616: authorization id (empty), NUL, user name, NUL, password.
-    const std::string credentials =
-        base64(std::string(1, '\0') + options.username + std::string(1, '\0') + options.password);
+    const std::string credentials = base64_encode(std::string(1, '\0') + options.username +
+                                                  std::string(1, '\0') + options.password);
     const std::string line = "AUTH PLAIN " + credentials;
     auto reply = co_await c.command(line, "AUTH PLAIN");
     // A server that ignores the initial response asks for it with an empty challenge.
@@ -334,10 +325,10 @@ asio::awaitable<std::optional<SendOutcome>> authenticate(Connection& c,
   if (ext.has_auth("LOGIN")) {
     auto start = co_await c.command("AUTH LOGIN", "AUTH LOGIN");
     if (auto stop = c.unexpected(start, "AUTH LOGIN", 3)) co_return stop;
-    const std::string user = base64(options.username);
+    const std::string user = base64_encode(options.username);
     auto asked = co_await c.command(user, "AUTH LOGIN (user name)");
     if (auto stop = c.unexpected(asked, "AUTH LOGIN (user name)", 3)) co_return stop;
-    const std::string password = base64(options.password);
+    const std::string password = base64_encode(options.password);
     auto done = co_await c.command(password, "AUTH LOGIN (password)");
     co_return c.unexpected(done, "AUTH LOGIN (password)", 2);
   }
