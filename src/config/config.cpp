@@ -823,72 +823,66 @@ class Loader {
     return true;
   }
 
-  void read_submission(const toml::node& node, const std::string& key, SmtpSubmissionConfig& smtp) {
-    const toml::table* table = expect_table(node, key);
-    if (!table) return;
+  // What the keys of a mail server connection (submission, IMAP) found, besides the values
+  // they set directly.
+  struct ServerKeys {
+    bool port_given = false;
     const toml::node* password = nullptr;
     const toml::node* password_env = nullptr;
-    bool port_given = false;
-    const std::vector<Field> fields = {
+  };
+
+  // The keys every mail server connection has: host, port, security (one of `securities`),
+  // verify_certificate, ca_file, username, password / password_env.
+  template <class Server, std::size_t N>
+  std::vector<Field> server_fields(Server& server,
+                                   const std::array<std::string_view, N>& securities,
+                                   ServerKeys& found) {
+    return {
         {"host", [&](const toml::node& n,
-                     const std::string& k) { assign(smtp.host, expect_string(n, k)); }},
+                     const std::string& k) { assign(server.host, expect_string(n, k)); }},
         {"port",
          [&](const toml::node& n, const std::string& k) {
-           port_given = true;
-           assign(smtp.port, count(n, k, 65535));
+           found.port_given = true;
+           assign(server.port, count(n, k, 65535));
          }},
         {"security",
          [&](const toml::node& n, const std::string& k) {
-           assign(smtp.security, choice(n, k, kSmtpSecurity));
+           assign(server.security, choice(n, k, securities));
          }},
         {"verify_certificate",
          [&](const toml::node& n, const std::string& k) {
-           assign(smtp.verify_certificate, boolean(n, k));
+           assign(server.verify_certificate, boolean(n, k));
          }},
-        {"ca_file",
-         [&](const toml::node& n, const std::string& k) { assign(smtp.ca_file, file_path(n, k)); }},
+        {"ca_file", [&](const toml::node& n,
+                        const std::string& k) { assign(server.ca_file, file_path(n, k)); }},
         {"username", [&](const toml::node& n,
-                         const std::string& k) { assign(smtp.username, expect_string(n, k)); }},
-        {"password", [&](const toml::node& n, const std::string&) { password = &n; }},
-        {"password_env", [&](const toml::node& n, const std::string&) { password_env = &n; }},
-        {"helo", [&](const toml::node& n,
-                     const std::string& k) { assign(smtp.helo, expect_string(n, k)); }},
+                         const std::string& k) { assign(server.username, expect_string(n, k)); }},
+        {"password", [&](const toml::node& n, const std::string&) { found.password = &n; }},
+        {"password_env", [&](const toml::node& n, const std::string&) { found.password_env = &n; }},
     };
+  }
+
+  void read_submission(const toml::node& node, const std::string& key, SmtpSubmissionConfig& smtp) {
+    const toml::table* table = expect_table(node, key);
+    if (!table) return;
+    ServerKeys found;
+    std::vector<Field> fields = server_fields(smtp, kSmtpSecurity, found);
+    fields.push_back({"helo", [&](const toml::node& n, const std::string& k) {
+                        assign(smtp.helo, expect_string(n, k));
+                      }});
     read_fields(*table, key + ".", fields);
-    if (!port_given && smtp.security == "tls") smtp.port = 465;
+    if (!found.port_given && smtp.security == "tls") smtp.port = 465;
     if (purpose_ == ConfigPurpose::client) return;  // the client commands never send mail
-    read_secret(key + ".password", password, password_env, smtp.password, smtp.password_source,
-                SecretKind::password);
+    read_secret(key + ".password", found.password, found.password_env, smtp.password,
+                smtp.password_source, SecretKind::password);
   }
 
   void read_imap(const toml::node& node, const std::string& key, ImapAccountConfig& imap) {
     const toml::table* table = expect_table(node, key);
     if (!table) return;
-    const toml::node* password = nullptr;
-    const toml::node* password_env = nullptr;
-    bool port_given = false;
-    const std::vector<Field> fields = {
-        {"host", [&](const toml::node& n,
-                     const std::string& k) { assign(imap.host, expect_string(n, k)); }},
-        {"port",
-         [&](const toml::node& n, const std::string& k) {
-           port_given = true;
-           assign(imap.port, count(n, k, 65535));
-         }},
-        {"security",
-         [&](const toml::node& n, const std::string& k) {
-           assign(imap.security, choice(n, k, kImapSecurity));
-         }},
-        {"verify_certificate",
-         [&](const toml::node& n, const std::string& k) {
-           assign(imap.verify_certificate, boolean(n, k));
-         }},
-        {"ca_file",
-         [&](const toml::node& n, const std::string& k) { assign(imap.ca_file, file_path(n, k)); }},
-        {"username", [&](const toml::node& n,
-                         const std::string& k) { assign(imap.username, expect_string(n, k)); }},
-        {"password", [&](const toml::node& n, const std::string&) { password = &n; }},
-        {"password_env", [&](const toml::node& n, const std::string&) { password_env = &n; }},
+    ServerKeys found;
+    std::vector<Field> fields = server_fields(imap, kImapSecurity, found);
+    const std::vector<Field> more = {
         {"auth", [&](const toml::node& n,
                      const std::string& k) { assign(imap.auth, choice(n, k, kImapAuth)); }},
         {"folder",
@@ -918,11 +912,12 @@ class Loader {
            assign(imap.idle_renew, value);
          }},
     };
+    fields.insert(fields.end(), more.begin(), more.end());
     read_fields(*table, key + ".", fields);
-    if (!port_given && imap.security != "tls") imap.port = 143;
+    if (!found.port_given && imap.security != "tls") imap.port = 143;
     if (purpose_ == ConfigPurpose::client) return;
-    read_secret(key + ".password", password, password_env, imap.password, imap.password_source,
-                SecretKind::password);
+    read_secret(key + ".password", found.password, found.password_env, imap.password,
+                imap.password_source, SecretKind::password);
   }
 
   void read_jmap(const toml::node& node, const std::string& key, JmapAccountConfig& jmap) {
