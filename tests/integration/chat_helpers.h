@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,21 @@
 namespace sb::test {
 
 // Whether bubblewrap can create a sandbox here (user namespaces allowed).
+// The config lines for a daemon whose agent is the test agent in a bwrap sandbox, quick to
+// close when idle; no extra mounts (the allowlist file under `dir` does not exist).
+inline std::string bwrap_test_agent_toml(const std::filesystem::path& dir) {
+  return "assistant_name = \"Andy\"\n"
+         "[agent]\n"
+         "runtime = \"bwrap\"\n"
+         "command = [\"" SWITCHBOARD_TEST_AGENT
+         "\"]\n"
+         "idle_timeout = \"1s\"\n"
+         "kill_grace = \"1s\"\n"
+         "shutdown_grace = \"2s\"\n"
+         "mount_allowlist = \"" +
+         (dir / "no-allowlist.json").string() + "\"\n";
+}
+
 inline bool bwrap_works() {
   return std::system(
              "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/lib /lib "

@@ -23,33 +23,22 @@ class EmailEndToEnd : public ::testing::Test {
     if (std::system("swaks --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "swaks is missing";
     sink = std::make_unique<SmtpSink>(dir.path());
     smtp_port = free_port();
-    const std::string toml =
-        "assistant_name = \"Andy\"\n"
-        "[agent]\n"
-        "runtime = \"bwrap\"\n"
-        "command = [\"" SWITCHBOARD_TEST_AGENT
-        "\"]\n"
-        "idle_timeout = \"1s\"\n"
-        "kill_grace = \"1s\"\n"
-        "shutdown_grace = \"2s\"\n"
-        "mount_allowlist = \"" +
-        (dir.path() / "no-allowlist.json").string() +
-        "\"\n"
-        "[email.receiver]\n"
-        "enabled = true\n"
-        "listen = \"127.0.0.1:" +
-        std::to_string(smtp_port) +
-        "\"\n"
-        "hostname = \"mx.example.test\"\n"
-        "[[email.accounts]]\n"
-        "address = \"andy@example.test\"\n"
-        "allow_from = [\"alice@example.org\"]\n"
-        "[email.accounts.smtp]\n"
-        "host = \"127.0.0.1\"\n"
-        "port = " +
-        std::to_string(sink->port()) +
-        "\n"
-        "security = \"plain\"\n";
+    const std::string toml = bwrap_test_agent_toml(dir.path()) +
+                             "[email.receiver]\n"
+                             "enabled = true\n"
+                             "listen = \"127.0.0.1:" +
+                             std::to_string(smtp_port) +
+                             "\"\n"
+                             "hostname = \"mx.example.test\"\n"
+                             "[[email.accounts]]\n"
+                             "address = \"andy@example.test\"\n"
+                             "allow_from = [\"alice@example.org\"]\n"
+                             "[email.accounts.smtp]\n"
+                             "host = \"127.0.0.1\"\n"
+                             "port = " +
+                             std::to_string(sink->port()) +
+                             "\n"
+                             "security = \"plain\"\n";
     daemon = std::make_unique<Daemon>(dir.path(), "", toml);
     ASSERT_TRUE(daemon->start()) << daemon->log();
   }

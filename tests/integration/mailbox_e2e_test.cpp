@@ -22,19 +22,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string agent_toml(const std::filesystem::path& dir) {
-  return "assistant_name = \"Andy\"\n"
-         "[agent]\n"
-         "runtime = \"bwrap\"\n"
-         "command = [\"" SWITCHBOARD_TEST_AGENT
-         "\"]\n"
-         "idle_timeout = \"1s\"\n"
-         "kill_grace = \"1s\"\n"
-         "shutdown_grace = \"2s\"\n"
-         "mount_allowlist = \"" +
-         (dir / "no-allowlist.json").string() + "\"\n";
-}
-
 std::string mail(const std::string& from, const std::string& to, const std::string& subject,
                  const std::string& message_id, const std::string& body) {
   return "From: Alice <" + from + ">\r\nTo: " + to + "\r\nSubject: " + subject +
@@ -91,7 +78,7 @@ class ImapEndToEnd : public ::testing::Test {
     options.users = {{"andy@example.test", kPassword}};
     dovecot = std::make_unique<DovecotServer>(options);
     sink = std::make_unique<SmtpSink>(dir.path() / "sink");
-    const std::string toml = agent_toml(dir.path()) +
+    const std::string toml = bwrap_test_agent_toml(dir.path()) +
                              "[[email.accounts]]\n"
                              "address = \"andy@example.test\"\n"
                              "allow_from = [\"alice@example.org\"]\n"
@@ -185,7 +172,7 @@ class JmapEndToEnd : public ::testing::Test {
   void SetUp() override {
     if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
     cyrus = std::make_unique<CyrusServer>(dir.path());
-    const std::string toml = agent_toml(dir.path()) +
+    const std::string toml = bwrap_test_agent_toml(dir.path()) +
                              "[[email.accounts]]\n"
                              "address = \"bot@example.org\"\n"
                              "allow_from = [\"alice@example.com\"]\n"
