@@ -1,7 +1,10 @@
 #include "channels/email/mail_connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -27,6 +30,17 @@ constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 std::string timed_out(std::chrono::milliseconds timeout) {
   return " timed out after " + std::to_string(timeout.count()) + " ms";
+}
+
+// A server that vanishes without closing (a NAT timeout, a dead host) would leave an IDLE
+// waiting for its renewal, up to half an hour: the kernel probes an idle connection after
+// 60 s and gives up after 4 unanswered probes 15 s apart, failing the read.
+void enable_keepalive(int fd) {
+  const int on = 1, idle = 60, interval = 15, count = 4;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 }  // namespace
@@ -74,6 +88,7 @@ asio::awaitable<Result<void>> MailConnection::connect(std::chrono::milliseconds 
   }
   boost::system::error_code ignored;
   tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
+  enable_keepalive(tcp_stream.socket().native_handle());
   co_return Result<void>{};
 }
 
