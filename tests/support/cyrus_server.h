@@ -24,6 +24,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +78,27 @@ struct CyrusOptions {
   std::vector<CyrusUser> users{{"bot@example.org", "bot-secret"},
                                {"alice@example.com", "alice-secret"}};
   SmtpSinkOptions relay;  // e.g. rcpt_script "550" to make every submission fail
+};
+
+// Two Cyrus instances running at once on this machine break each other (requests to one
+// are refused or cut while the other runs; one at a time they are fine): the test
+// processes CTest runs in parallel take turns through an exclusive lock on a file.
+class CyrusTurn {
+ public:
+  CyrusTurn()
+      : fd_(::open("/tmp/switchboard-test-cyrus.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+      throw std::runtime_error("cannot lock /tmp/switchboard-test-cyrus.lock");
+    }
+  }
+  ~CyrusTurn() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  CyrusTurn(const CyrusTurn&) = delete;
+  CyrusTurn& operator=(const CyrusTurn&) = delete;
+
+ private:
+  int fd_;
 };
 
 class CyrusServer {
@@ -216,6 +238,7 @@ class CyrusServer {
   }
 
  private:
+  CyrusTurn turn_;  // first: taken before anything starts, released after everything stopped
   std::filesystem::path scratch() const { return root_ / "scratch"; }
 
   void create_accounts() {
