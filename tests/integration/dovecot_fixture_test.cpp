@@ -156,7 +156,12 @@ TEST_F(DovecotFixture, AppendedMailKeepsItsFlagsAndReachesAnIdlingClient) {
   const auto sent = std::chrono::steady_clock::now();
   dovecot.deliver(kUser, mail("pushed"));
   EXPECT_EQ(imap.read_line(), "* 2 EXISTS");
-  EXPECT_EQ(dovecot.messages(kUser).at(1).uid, 2u);
+  // messages() is in file-name order, which need not be the order of arrival.
+  std::uint32_t pushed_uid = 0;
+  for (const auto& m : dovecot.messages(kUser)) {
+    if (m.message_id() == "<pushed@example.org>") pushed_uid = m.uid;
+  }
+  EXPECT_EQ(pushed_uid, 2u);
   EXPECT_LT(std::chrono::steady_clock::now() - sent, 3s);
   imap.send("DONE\r\n");
   std::string line = imap.read_line();
