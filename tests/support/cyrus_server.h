@@ -23,7 +23,6 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,17 +36,15 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cli/http_client.h"
+#include "support/child_process.h"
 #include "support/run_process.h"
 #include "support/smtp_sink.h"
-
-extern char** environ;
 
 namespace sb::test {
 
@@ -156,7 +153,7 @@ class CyrusServer {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (::waitpid(watchdog_, nullptr, WNOHANG) != watchdog_) {
       if (std::chrono::steady_clock::now() > deadline) {
-        const std::string pid = slurp(root_ / "run" / "master.pid");
+        const std::string pid = read_file(root_ / "run" / "master.pid");
         if (const long master = std::strtol(pid.c_str(), nullptr, 10); master > 1) {
           ::kill(static_cast<pid_t>(master), SIGKILL);
         }
@@ -186,7 +183,7 @@ class CyrusServer {
   // Until HTTP answered / until the accounts were set up too (relay start included).
   std::chrono::milliseconds started_in() const { return started_in_; }
   std::chrono::milliseconds ready_in() const { return ready_in_; }
-  std::string watchdog_log() const { return slurp(root_ / "master.log"); }
+  std::string watchdog_log() const { return read_file(root_ / "master.log"); }
 
   // Delivers `raw` (CRLF line ends) to `to` by LMTP. Throws when Cyrus refuses it.
   void deliver(const std::string& to, const std::string& raw,
@@ -258,13 +255,6 @@ class CyrusServer {
       tool({"jmap-keyword", "--role", "inbox", "--keyword", "$seen", "--value", "true"},
            user.address, "");
     }
-  }
-
-  static std::string slurp(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
   }
 
   std::string tool(std::vector<std::string> args, const std::string& user,
@@ -349,18 +339,7 @@ class CyrusServer {
                                   d + "/cyrus.conf",
                                   "-p",
                                   d + "/run/master.pid"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log = (root_ / "master.log").string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&watchdog_, argv[0], &actions, nullptr, argv.data(), environ) != 0)
-      watchdog_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    watchdog_ = spawn_logged(std::move(args), root_ / "master.log");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (watchdog_ > 0 && std::chrono::steady_clock::now() < deadline) {
       HttpCall probe;

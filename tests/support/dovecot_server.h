@@ -36,7 +36,6 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -59,7 +58,7 @@
 #include <utility>
 #include <vector>
 
-extern char** environ;
+#include "support/child_process.h"
 
 namespace sb::test {
 
@@ -363,24 +362,9 @@ class DovecotServer {
     const auto started = std::chrono::steady_clock::now();
     std::vector<std::string> args{"/usr/sbin/dovecot", "-F", "-c",
                                   (dir_ / "dovecot.conf").string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string out = (dir_ / "dovecot.out").string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
     // A process group of its own: stop() ends the sessions with the master (Dovecot's own
     // imap processes outlive a stopped master here, shutdown_clients notwithstanding).
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attributes, 0);
-    if (posix_spawn(&pid_, argv[0], &actions, &attributes, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
+    pid_ = spawn_logged(std::move(args), dir_ / "dovecot.out", true);
     if (pid_ <= 0)
       throw std::runtime_error("cannot run /usr/sbin/dovecot (is dovecot-imapd installed?)");
     const auto deadline = started + std::chrono::seconds(20);
@@ -430,11 +414,13 @@ class DovecotServer {
   }
 
   // Dovecot's log file and whatever it wrote to stdout/stderr.
-  std::string log() const { return read(dir_ / "dovecot.log") + read(dir_ / "dovecot.out"); }
+  std::string log() const {
+    return read_file(dir_ / "dovecot.log") + read_file(dir_ / "dovecot.out");
+  }
 
   // How many lines of the log contain `needle`.
   std::size_t count_in_log(std::string_view needle) const {
-    std::istringstream in(read(dir_ / "dovecot.log"));
+    std::istringstream in(read_file(dir_ / "dovecot.log"));
     std::size_t count = 0;
     for (std::string line; std::getline(in, line);) {
       if (line.find(needle) != std::string::npos) ++count;
@@ -443,13 +429,6 @@ class DovecotServer {
   }
 
  private:
-  static std::string read(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
   static bool accepts(std::uint16_t port) {
     try {
       LineClient probe(port);

@@ -7,25 +7,17 @@
 //
 // Errors throw std::runtime_error: a test cannot go on without its peer.
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cli/http_client.h"
-
-extern char** environ;
+#include "support/child_process.h"
 
 namespace sb::test {
 
@@ -45,32 +37,11 @@ class JmapPushServer {
         "--account",        account_,
         "--user",           account_,
         "--password",       password_};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log = log_.string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-      const std::string text = read(port_file);
-      if (!text.empty() && text.back() == '\n') {
-        port_ = static_cast<std::uint16_t>(std::stoi(text));
-        return;
-      }
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the server starting up
-    }
+    pid_ = spawn_logged(std::move(args), log_);
+    port_ = wait_for_port_file(pid_, port_file);
+    if (port_ != 0) return;
     stop();
-    throw std::runtime_error("the JMAP push server did not start: " + read(log_));
+    throw std::runtime_error("the JMAP push server did not start: " + read_file(log_));
   }
   ~JmapPushServer() { stop(); }
   JmapPushServer(const JmapPushServer&) = delete;
@@ -82,7 +53,7 @@ class JmapPushServer {
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // The session resource; base_url() alone makes a client use /.well-known/jmap (a 301 here).
   std::string session_url() const { return base_url() + "/jmap/session"; }
-  std::string log() const { return read(log_); }
+  std::string log() const { return read_file(log_); }
 
   // Adds `raw` to the mailbox with `role` ("inbox", "sent", "drafts"), advances the Email
   // state and pushes it to the open streams. The new email's id.
@@ -138,19 +109,7 @@ class JmapPushServer {
     }
     return boost::json::parse(reply->body).as_object();
   }
-  static std::string read(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void stop() { kill_child(pid_); }
 
   std::string account_, password_;
   std::filesystem::path log_;

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.h"
+
 extern char** environ;
 
 namespace sb::test {
@@ -69,14 +71,8 @@ inline ProcessResult run_process(const std::vector<std::string>& args, const std
       std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the program running
     }
   }
-  auto slurp = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
-  result.out = slurp(out_file);
-  result.err = pid > 0 ? slurp(err_file) : "cannot start " + args.front();
+  result.out = read_file(out_file);
+  result.err = pid > 0 ? read_file(err_file) : "cannot start " + args.front();
   std::error_code ec;
   for (const auto& f : {in_file, out_file, err_file}) std::filesystem::remove(f, ec);
   return result;

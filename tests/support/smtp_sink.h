@@ -3,24 +3,17 @@
 // loopback port it picks itself, killed when the object goes away. Each message it accepted
 // is one JSON object (see the script's header for the fields).
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
-extern char** environ;
+#include "support/child_process.h"
 
 namespace sb::test {
 
@@ -65,39 +58,18 @@ class SmtpSink {
     if (options.size_limit > 0) {
       args.insert(args.end(), {"--size-limit", std::to_string(options.size_limit)});
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log = log_.string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-      const std::string text = read(port_file);
-      if (!text.empty() && text.back() == '\n') {
-        port_ = static_cast<std::uint16_t>(std::stoi(text));
-        return;
-      }
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the sink starting up
-    }
+    pid_ = spawn_logged(std::move(args), log_);
+    port_ = wait_for_port_file(pid_, port_file);
+    if (port_ != 0) return;
     stop();
-    throw std::runtime_error("the SMTP sink did not start: " + read(log_));
+    throw std::runtime_error("the SMTP sink did not start: " + read_file(log_));
   }
   ~SmtpSink() { stop(); }
   SmtpSink(const SmtpSink&) = delete;
   SmtpSink& operator=(const SmtpSink&) = delete;
 
   std::uint16_t port() const { return port_; }
-  std::string log() const { return read(log_); }
+  std::string log() const { return read_file(log_); }
 
   // The messages accepted so far, in order of arrival.
   std::vector<boost::json::object> messages() const {
@@ -108,24 +80,12 @@ class SmtpSink {
     }
     std::sort(files.begin(), files.end());
     std::vector<boost::json::object> out;
-    for (const auto& file : files) out.push_back(boost::json::parse(read(file)).as_object());
+    for (const auto& file : files) out.push_back(boost::json::parse(read_file(file)).as_object());
     return out;
   }
 
  private:
-  static std::string read(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void stop() { kill_child(pid_); }
 
   std::filesystem::path out_, log_;
   pid_t pid_ = -1;
