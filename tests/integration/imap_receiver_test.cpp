@@ -63,6 +63,7 @@ std::string lower(std::string text) {
 // receiver runs.
 struct HookBehaviour {
   std::atomic<int> fail_next{0};  // that many calls fail before committing anything
+  std::atomic<int> fail_call{0};  // the call with this number (from 1) fails
   // The next commit is followed by the process "dying": the event loop stops before the
   // hook returns, so the receiver never hears that the message was stored.
   std::atomic<bool> crash_after_commit{false};
@@ -130,9 +131,9 @@ class ReceiverRun {
 
  private:
   asio::awaitable<Result<void>> store(std::string data, std::string origin, json::object extra) {
-    ++behaviour_.calls;
-    if (behaviour_.fail_next > 0) {
-      --behaviour_.fail_next;
+    const int call = ++behaviour_.calls;
+    if (behaviour_.fail_next > 0 || call == behaviour_.fail_call) {
+      if (behaviour_.fail_next > 0) --behaviour_.fail_next;
       ++behaviour_.failed;
       co_return make_error("the test's store refused this message");
     }
@@ -329,6 +330,21 @@ TEST_F(ImapReceiverTest, AFailedStoreLeavesTheMessageUnseenUntilItIsStored) {
   EXPECT_EQ(hook.failed, 2);
   EXPECT_EQ(hook.inserted, 1);
   EXPECT_EQ(rows(), 1);
+}
+
+TEST_F(ImapReceiverTest, AFirstSyncCutShortReadsNoMailThatWasAlreadyRead) {
+  start_dovecot();
+  dovecot->deliver(kUser, mail("first"));
+  dovecot->append(kUser, mail("read-before"), "S");
+  dovecot->sync(kUser);
+  dovecot->deliver(kUser, mail("third"));
+  ASSERT_EQ(uid_of("read-before"), 2u);
+  hook.fail_call = 2;  // "first" is stored, then "third" fails: the first sync is cut short
+  run(options());
+  ASSERT_TRUE(wait_until([&] { return on_server("third") == "seen"; }, 15s)) << explain();
+  EXPECT_EQ(hook.failed, 1);
+  EXPECT_FALSE(stored("read-before")) << "mail read before the first start is not new mail";
+  EXPECT_EQ(rows(), 2);
 }
 
 TEST_F(ImapReceiverTest, SeenOnlyAfterCommitAndACrashInBetweenLosesAndDuplicatesNothing) {

@@ -8,12 +8,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
-#include <exception>
 #include <limits>
 #include <optional>
 #include <utility>
 
 #include "channels/email/imap_session.h"
+#include "common/async.h"
 
 namespace sb::email {
 
@@ -30,7 +30,9 @@ constexpr std::size_t kSyncBatch = 100;
 
 struct Position {
   std::uint32_t uidvalidity = 0;
-  std::uint32_t uid = 0;  // the highest UID stored
+  // Messages above it are new to us: the highest UID dealt with (stored, or skipped as too
+  // large), or UIDNEXT - 1 at the first SELECT.
+  std::uint32_t uid = 0;
 };
 
 // "<uidvalidity>:<uid>"; nothing when it is not that.
@@ -91,7 +93,7 @@ struct ImapReceiver::Impl {
   static asio::awaitable<void> run(std::shared_ptr<Impl> self);
   asio::awaitable<Result<void>> serve(ImapSession& session);
   asio::awaitable<Result<void>> sync(ImapSession& session, std::uint32_t uidvalidity,
-                                     std::optional<Position>& position);
+                                     std::optional<Position>& position, bool search_unseen);
 };
 
 asio::awaitable<void> ImapReceiver::Impl::run(std::shared_ptr<Impl> self) {
@@ -150,7 +152,20 @@ asio::awaitable<Result<void>> ImapReceiver::Impl::serve(ImapSession& session) {
       position.reset();
     }
   }
-  bool first_run = !position;
+  // The first time (or after a new UIDVALIDITY) only the unseen messages are read, and
+  // everything from UIDNEXT on is new to us, read elsewhere or not. Saved before reading
+  // the backlog: a sync cut short reads the rest of it (still unseen) and nothing older.
+  const bool fresh = !position;
+  if (fresh && selected->uidnext && *selected->uidnext > 1) {
+    const Position start{selected->uidvalidity, *selected->uidnext - 1};
+    auto saved = co_await hooks.save_state(key(), format_position(start));
+    if (!saved) co_return make_error("saving the position failed: " + saved.error().message);
+    if (stopped) co_return Result<void>{};
+    position = start;
+  }
+  // A read-only folder cannot mark anything read, so "unseen" never shrinks: its unseen
+  // backlog is read once, right after the position was set, and from then on only newer mail.
+  bool search_unseen = fresh || !selected->read_only;
   if (!session.has_idle()) {
     spdlog::info("imap {}: {} does not offer IDLE; checking every {} ms", account, session.server(),
                  options.poll_interval.count());
@@ -159,21 +174,12 @@ asio::awaitable<Result<void>> ImapReceiver::Impl::serve(ImapSession& session) {
   for (;;) {
     status.state = "syncing";
     do {
-      auto synced = co_await sync(session, selected->uidvalidity, position);
+      session.take_new_mail();  // what woke us up is what this sync reads
+      auto synced = co_await sync(session, selected->uidvalidity, position, search_unseen);
       if (!synced) co_return synced.error();
       if (stopped) co_return Result<void>{};
-    } while (session.take_new_mail());
-    // The first run reads only the unseen messages; from now on everything above what the
-    // folder held at SELECT is new to us, read elsewhere or not.
-    if (first_run && selected->uidnext && *selected->uidnext > 1 &&
-        (!position || position->uid < *selected->uidnext - 1)) {
-      const Position start{selected->uidvalidity, *selected->uidnext - 1};
-      auto saved = co_await hooks.save_state(key(), format_position(start));
-      if (!saved) co_return make_error("saving the position failed: " + saved.error().message);
-      if (stopped) co_return Result<void>{};
-      position = start;
-    }
-    first_run = false;
+      search_unseen = !selected->read_only;
+    } while (session.take_new_mail());  // more arrived while syncing
     status.last_success = std::chrono::system_clock::now();
     status.failures = 0;
 
@@ -196,13 +202,17 @@ asio::awaitable<Result<void>> ImapReceiver::Impl::serve(ImapSession& session) {
 
 asio::awaitable<Result<void>> ImapReceiver::Impl::sync(ImapSession& session,
                                                        std::uint32_t uidvalidity,
-                                                       std::optional<Position>& position) {
+                                                       std::optional<Position>& position,
+                                                       bool search_unseen) {
   const std::string& account = options.account;
-  // Unseen messages, and once a position is saved every message above it (read elsewhere
-  // meanwhile, it is still new to us).
-  auto unseen = co_await session.uid_search("UNSEEN");
-  if (!unseen) co_return unseen.error();
-  std::vector<std::uint32_t> uids = std::move(*unseen);
+  // The unseen messages, and every message above the position (read elsewhere meanwhile,
+  // it is still new to us).
+  std::vector<std::uint32_t> uids;
+  if (search_unseen || !position) {
+    auto unseen = co_await session.uid_search("UNSEEN");
+    if (!unseen) co_return unseen.error();
+    uids = std::move(*unseen);
+  }
   if (position && position->uid < std::numeric_limits<std::uint32_t>::max()) {
     auto above = co_await session.uid_search("UID " + std::to_string(position->uid + 1) + ":*");
     if (!above) co_return above.error();
@@ -289,14 +299,7 @@ void ImapReceiver::start() {
   if (impl_->started || impl_->stopped) return;
   impl_->started = true;
   const std::string account = impl_->options.account;
-  asio::co_spawn(impl_->executor, Impl::run(impl_), [account](std::exception_ptr error) {
-    if (!error) return;
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      spdlog::error("imap {}: the receiver ended: {}", account, e.what());
-    }
-  });
+  asio::co_spawn(impl_->executor, Impl::run(impl_), log_failure("imap " + account));
 }
 
 void ImapReceiver::stop() {

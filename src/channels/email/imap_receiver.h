@@ -2,18 +2,22 @@
 // Reading a mailbox over IMAP (RFC 9051, RFC 3501; IDLE RFC 2177), one coroutine per
 // account (docs/email.md "IMAP"):
 //   connect (implicit TLS, or STARTTLS with buffered bytes discarded, or plain when
-//   configured) → LOGIN or AUTHENTICATE PLAIN → SELECT the folder → read UIDVALIDITY →
-//   UID SEARCH the unseen messages (and, once a position is saved, every UID above it) →
-//   for each, in UID order: UID FETCH BODY.PEEK[] → hooks.store (committed) → save the
-//   position → UID STORE +FLAGS.SILENT (\Seen). Never \Seen before the commit.
+//   configured) → LOGIN or AUTHENTICATE PLAIN → SELECT the folder → read UIDVALIDITY and
+//   UIDNEXT → without a saved position, save UIDNEXT-1 as one (mail from then on is new
+//   to us) → UID SEARCH the unseen messages and every UID above the position → their
+//   sizes (RFC822.SIZE, in batches) → for each, in UID order: UID FETCH BODY.PEEK[] →
+//   hooks.store (committed) → save the position → UID STORE +FLAGS.SILENT (\Seen). Never
+//   \Seen before the commit. A message over max_message_bytes is not fetched: logged,
+//   passed by the position and marked \Seen. A folder opened read-only is searched for
+//   unseen mail only right after its position is set.
 //   Then IDLE (renewed every idle_renew, before the server's 30-minute cut-off) and sync
 //   again on EXISTS; a server without IDLE is polled every poll_interval.
 // A dropped connection or any error: state "backoff", wait reconnect_delay(failures)
 // (1 s, 2 s, 4 s … 60 s; reset after a good sync), connect again. A refused login is an
 // error like any other (clear message, backoff, no tight loop).
-// The saved position is "<uidvalidity>:<highest uid stored>" under state_key(); a changed
-// UIDVALIDITY forgets it (the unseen messages are read again; the store's Message-ID
-// dedupe keeps them from being stored twice).
+// The saved position is "<uidvalidity>:<uid>" under state_key(); a changed UIDVALIDITY
+// forgets it (the unseen messages are read again; the store's Message-ID dedupe keeps
+// them from being stored twice).
 //
 // Threading: construct, start, stop and status() on the event-loop thread.
 
