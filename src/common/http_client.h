@@ -3,7 +3,8 @@
 // one connection per request, a deadline on connecting (resolve + connect + TLS handshake)
 // and one on the whole request, a cap on the answer's body, redirects followed only when
 // asked (GET only, same scheme, the Authorization header only to the same origin), and a
-// streaming variant that hands the body to a callback as it arrives (event streams).
+// streaming variant that hands the body to a callback as it arrives (event streams: always
+// GET, never redirected).
 // Certificates are checked as src/common/tls_client.h does it. Header values are never
 // logged nor put in error messages (they carry Authorization); URLs in messages lose their
 // query.

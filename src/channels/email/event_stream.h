@@ -59,7 +59,6 @@ class EventStreamParser {
   std::string bom_prefix_;    // the first bytes, while fewer than 3 arrived
   std::string event_type_;
   std::string data_;
-  bool has_data_ = false;
   std::string id_buffer_;
   std::string last_event_id_;
   std::optional<std::chrono::milliseconds> retry_;

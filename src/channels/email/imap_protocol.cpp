@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include "channels/email/mail_text.h"
+
 namespace sb::email {
 
 namespace {
@@ -19,14 +21,6 @@ std::string upper(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = upper_char(c);
   return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (upper_char(a[i]) != upper_char(b[i])) return false;
-  }
-  return true;
 }
 
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {

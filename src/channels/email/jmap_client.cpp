@@ -2,12 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/json/object.hpp>
 #include <boost/url/parse.hpp>
 
 #include "channels/email/jmap_session.h"
 #include "common/url_parts.h"
+#include "config/config.h"
 
 namespace sb::email {
 
@@ -42,7 +42,7 @@ SendOutcome outcome_of(std::string_view what, const jmap::JmapError& error) {
 SendOutcome method_outcome(std::string_view method, const jmap::JmapError& error) {
   std::string message = std::string(method) + " failed: " + error.text();
   if (error.type == "serverFail" || error.type == "serverUnavailable" ||
-      error.type == "serverPartialFail" || error.type == "accountNotFound") {
+      error.type == "serverPartialFail") {
     return retry(std::move(message));
   }
   return failed(std::move(message));
@@ -51,21 +51,18 @@ SendOutcome method_outcome(std::string_view method, const jmap::JmapError& error
 // Whether a refused submission means the server could not follow "#draft" (then the email
 // is submitted again by its real id) rather than refusing the submission itself.
 bool reference_not_resolved(const jmap::JmapError& error) {
-  if (error.type == "invalidResultReference" || error.type == "notFound") return true;
-  if (error.type != "invalidArguments" && error.type != "invalidProperties") return false;
-  if (error.type == "invalidArguments") return true;
+  if (error.type == "invalidResultReference" || error.type == "notFound" ||
+      error.type == "invalidArguments") {
+    return true;
+  }
+  if (error.type != "invalidProperties") return false;
   return std::find(error.properties.begin(), error.properties.end(), "emailId") !=
          error.properties.end();
 }
 
-bool loopback_host(std::string_view url) {
+bool loopback_url(std::string_view url) {
   auto parsed = boost::urls::parse_uri(url);
-  if (!parsed) return false;
-  const std::string host = url_host(*parsed);
-  if (host == "localhost") return true;
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(host, ec);
-  return !ec && address.is_loopback();
+  return parsed && is_loopback_host(url_host(*parsed));
 }
 
 // What became of the submission call of a send request.
@@ -279,7 +276,7 @@ std::vector<std::string> jmap_warnings(const JmapOptions& options) {
   std::vector<std::string> warnings;
   const std::string name = "email: JMAP account " + options.account;
   const bool credentials = !options.bearer_token.empty() || !options.username.empty();
-  if (options.session_url.starts_with("http://") && !loopback_host(options.session_url)) {
+  if (options.session_url.starts_with("http://") && !loopback_url(options.session_url)) {
     warnings.push_back(name + " uses plain http to " + url_for_messages(options.session_url) +
                        ": mail" + (credentials ? " and the credentials" : "") +
                        " travel unencrypted");

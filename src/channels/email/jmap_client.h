@@ -14,14 +14,19 @@
 // markdown_to_html; attachments uploaded first and referenced by blobId), then
 // EmailSubmission/set refers to it as "#draft" and, onSuccessUpdateEmail, moves it from
 // Drafts to Sent and clears $draft (or onSuccessDestroyEmail when after_send is destroy).
-// When the server cannot resolve the creation-id reference (the submission fails with
-// invalidArguments / invalidProperties on emailId, or notFound), a second request submits
-// the created email by its real id. Outcomes for the outbox: sent; retry for connection
-// problems, timeouts, HTTP 5xx and 429, and the per-object errors rateLimit, serverFail
-// and serverUnavailable; failed for other 4xx answers (401 after one session refresh) and
-// per-object errors such as forbiddenFrom, forbiddenToSend, invalidEmail,
-// tooManyRecipients, noRecipients, invalidRecipients, invalidProperties, overQuota and
-// tooLarge — with the server's type and description.
+// When the server cannot resolve the creation-id reference (the submission is refused with
+// invalidResultReference, invalidArguments, notFound or invalidProperties on emailId, or
+// has no answer), a second request submits the created email by its real id. Before a
+// send that keeps a copy in Sent, Sent is searched for the mail's Message-ID: found, the
+// send is reported sent without sending again (a crash between the server's acceptance and
+// the outbox's commit). Outcomes for the outbox: sent; retry for connection problems,
+// timeouts, HTTP 5xx, 408 and 429, method-level serverFail, serverUnavailable and
+// serverPartialFail, and the per-object errors rateLimit, serverFail, serverUnavailable
+// and tooManyRequests; failed for other 4xx answers (401 after one session refresh) and
+// other errors — forbiddenFrom, forbiddenToSend, invalidEmail, tooManyRecipients,
+// noRecipients, invalidRecipients, invalidProperties, overQuota, tooLarge, an attachment
+// over the server's maxSizeUpload, accountNotFound — with the server's type and
+// description.
 // A draft left behind by a failed submission is destroyed (best effort).
 //
 // Threading: every call on the event-loop thread; calls may overlap (they share the
@@ -80,10 +85,9 @@ class JmapClient {
 
   const JmapOptions& options() const;
 
-  // The pieces JmapReceiver builds on (jmap_session.h and friends hold the details).
+  // The pieces JmapReceiver builds on (jmap_session.h holds the details), shared with
+  // coroutines that must keep them alive past the client's destruction.
   struct Impl;
-  Impl& impl() { return *impl_; }
-  // For coroutines that must keep the Impl alive past the client's destruction.
   std::shared_ptr<Impl> shared_impl() const { return impl_; }
 
  private:

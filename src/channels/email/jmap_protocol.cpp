@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <cctype>
 
+#include "channels/email/mail_text.h"
 #include "common/time.h"
 
 namespace sb::email::jmap {
@@ -188,12 +189,6 @@ json::array addresses(const std::vector<email::Mailbox>& list) {
   return out;
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 }  // namespace
 
 std::string printable(std::string_view text, std::size_t max) {
@@ -225,7 +220,7 @@ std::string JmapError::text() const {
 }
 
 std::string resolve_url(std::string_view base, std::string_view reference) {
-  const std::string ref_lower = lower(reference.substr(0, 8));
+  const std::string ref_lower = ascii_lower(reference.substr(0, 8));
   if (ref_lower.starts_with("http://") || ref_lower.starts_with("https://")) {
     return std::string(reference);
   }
@@ -461,7 +456,7 @@ Result<GetResult<Mailbox>> read_mailboxes(const json::object& arguments) {
         if (!id) return id.error();
         if (!name) return name.error();
         if (!role) return role.error();
-        return Mailbox{std::move(*id), name->value_or(""), lower(role->value_or(""))};
+        return Mailbox{std::move(*id), name->value_or(""), ascii_lower(role->value_or(""))};
       });
 }
 
@@ -490,22 +485,16 @@ Result<GetResult<Email>> read_emails(const json::object& arguments) {
                            auto blob = optional_string(object, "blobId", kContext);
                            if (!blob) return blob.error();
                            email.blob_id = blob->value_or("");
-                           auto message_ids = string_list(object, "messageId", kContext);
-                           if (!message_ids) return message_ids.error();
-                           email.message_ids = std::move(*message_ids);
                            auto mailboxes = true_keys(object, "mailboxIds", kContext);
                            if (!mailboxes) return mailboxes.error();
                            email.mailbox_ids = std::move(*mailboxes);
                            auto keywords = true_keys(object, "keywords", kContext);
                            if (!keywords) return keywords.error();
                            for (const auto& keyword : *keywords)
-                             email.keywords.insert(lower(keyword));
+                             email.keywords.insert(ascii_lower(keyword));
                            auto size = optional_count(object, "size", kContext);
                            if (!size) return size.error();
                            email.size = size->value_or(0);
-                           auto received = optional_string(object, "receivedAt", kContext);
-                           if (!received) return received.error();
-                           email.received_at = received->value_or("");
                            return email;
                          });
 }
@@ -647,7 +636,7 @@ json::object email_submission(const OutgoingMail& mail, std::string_view identit
   std::set<std::string> seen;
   for (const auto* list : {&mail.to, &mail.cc}) {
     for (const auto& mailbox : *list) {
-      if (!seen.insert(lower(mailbox.address)).second) continue;
+      if (!seen.insert(ascii_lower(mailbox.address)).second) continue;
       recipients.push_back(json::object{{"email", mailbox.address}, {"parameters", nullptr}});
     }
   }

@@ -134,12 +134,11 @@ struct Mailbox {
 struct Identity {
   std::string id, name, email;
 };
+// What the reader needs of an email (other properties are not asked for).
 struct Email {
   std::string id, blob_id;
-  std::vector<std::string> message_ids;
   std::set<std::string> mailbox_ids, keywords;
   std::uint64_t size = 0;
-  std::string received_at;
 };
 // A /get answer: its state and the objects of the list that could be read.
 template <class T>

@@ -34,8 +34,7 @@ constexpr int kMaxChangeRounds = 40;
 constexpr std::size_t kRecentIds = 2'000;
 
 const json::array& email_properties() {
-  static const json::array properties{"id",       "blobId", "messageId", "mailboxIds",
-                                      "keywords", "size",   "receivedAt"};
+  static const json::array properties{"id", "blobId", "mailboxIds", "keywords", "size"};
   return properties;
 }
 
@@ -193,8 +192,7 @@ struct JmapReceiver::Impl {
               {"sort",
                json::array{json::object{{"property", "receivedAt"}, {"isAscending", true}}}},
               {"position", position},
-              {"limit", kPageSize},
-              {"calculateTotal", true}});
+              {"limit", kPageSize}});
       const std::string get = request.add(
           "Email/get", json::object{{"accountId", account->account_id},
                                     {"#ids", jmap::result_reference(query, "Email/query", "/ids")},
@@ -265,10 +263,8 @@ struct JmapReceiver::Impl {
         auto emails = jmap::read_emails(**get_arguments);
         if (!emails) co_return emails.error();
         for (auto& email : emails->list) {
-          const bool updated = i == 1;
           if (!email.mailbox_ids.contains(account->inbox_id)) continue;  // Sent, Drafts, …
           if (email.keywords.contains("$seen")) continue;
-          if (updated && recent.contains(email.id)) continue;
           wanted.push_back(std::move(email));
         }
       }
@@ -289,6 +285,9 @@ struct JmapReceiver::Impl {
   asio::awaitable<Result<void>> store_all(const std::vector<jmap::Email>& emails) {
     for (const auto& email : emails) {
       if (stopped) co_return make_error("stopped");
+      // Stored (or skipped) by this process already: a flag change, or a sync repeated
+      // after a failure, does not download it again.
+      if (recent.contains(email.id)) continue;
       const std::string id = jmap::printable(email.id, 100);
       if (email.blob_id.empty()) {
         spdlog::warn("{}: email {} has no blobId; skipped", log_name(), id);

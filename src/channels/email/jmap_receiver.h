@@ -2,14 +2,17 @@
 // Receiving mail from a JMAP account (RFC 8621; push RFC 8620 7.3), one coroutine per
 // account (docs/email.md "JMAP"):
 //   no saved state → Email/query {inMailbox: Inbox, notKeyword: $seen} (sorted by
-//   receivedAt, paged) + Email/get by back-reference (#ids) for blobId/messageId/
-//   mailboxIds → each message's raw bytes from downloadUrl → hooks.store (committed) →
-//   then the Email state of that Email/get is saved (after every message is stored).
-//   saved state → Email/changes (maxChanges, hasMoreChanges followed) → the created (and
-//   updated, when newly in the Inbox and not $seen) emails that are in the Inbox → the same
-//   store path → new state saved. Emails outside the Inbox (our own copies in Sent, drafts)
-//   are ignored. cannotCalculateChanges → a full resync as without state (the store's
-//   Message-ID dedupe keeps anything from being stored twice).
+//   receivedAt, paged, at most the oldest 10 000) + Email/get by back-reference (#ids) for
+//   blobId/mailboxIds/keywords/size → each message's raw bytes from downloadUrl →
+//   hooks.store (committed) → then the Email state of that Email/get is saved (after every
+//   message is stored).
+//   saved state → Email/changes (maxChanges 256, hasMoreChanges followed for up to 40
+//   rounds a sync) → the created and updated emails that are in the Inbox and not $seen,
+//   less those this process stored already → the same store path → new state saved.
+//   Emails outside the Inbox (our own copies in Sent, drafts) are ignored.
+//   cannotCalculateChanges → a full resync as without state (the store's Message-ID dedupe
+//   keeps anything from being stored twice). A message over max_message_bytes is skipped
+//   (logged) and never downloaded.
 // What wakes a sync: the event source (eventSourceUrl with types=Email,EmailDelivery,
 // closeafter=no, ping=push_ping; a StateChange for the account's Email or EmailDelivery
 // type; reconnect with Last-Event-ID; a server answering 204/404/405 or any non-event-stream

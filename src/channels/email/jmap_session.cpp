@@ -9,6 +9,7 @@
 #include <boost/json/object.hpp>
 #include <cctype>
 
+#include "channels/email/mail_text.h"
 #include "common/base64.h"
 
 namespace sb::email {
@@ -21,13 +22,6 @@ namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxUploadAnswer = 64 * 1024;
 constexpr int kMaxSessionRedirects = 5;
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // The session URL to fetch: the configured one, or its /.well-known/jmap when it names only
 // a server (RFC 8620 2.2).
@@ -45,7 +39,8 @@ JmapFailure transport_failure(const Error& error) { return {true, error.message,
 // Removes a waiter's timer from the list when its wait ends, however it ends.
 class WaiterGuard {
  public:
-  WaiterGuard(std::vector<void*>& list, void* timer) : list_(list), timer_(timer) {
+  WaiterGuard(std::vector<asio::steady_timer*>& list, asio::steady_timer* timer)
+      : list_(list), timer_(timer) {
     list_.push_back(timer_);
   }
   ~WaiterGuard() { std::erase(list_, timer_); }
@@ -53,8 +48,8 @@ class WaiterGuard {
   WaiterGuard& operator=(const WaiterGuard&) = delete;
 
  private:
-  std::vector<void*>& list_;
-  void* timer_;
+  std::vector<asio::steady_timer*>& list_;
+  asio::steady_timer* timer_;
 };
 
 }  // namespace
@@ -108,8 +103,7 @@ std::vector<std::string> JmapClient::Impl::capabilities(const JmapAccount& accou
 }
 
 void JmapClient::Impl::wake_waiters() {
-  for (void* waiter : std::vector<void*>(waiters_))
-    static_cast<asio::steady_timer*>(waiter)->cancel();
+  for (asio::steady_timer* waiter : std::vector<asio::steady_timer*>(waiters_)) waiter->cancel();
 }
 
 asio::awaitable<JmapResult<AccountPtr>> JmapClient::Impl::account(HttpClient& client) {
@@ -212,7 +206,7 @@ asio::awaitable<JmapResult<AccountPtr>> JmapClient::Impl::fetch(HttpClient& clie
   }
   if (account.inbox_id.empty()) {
     for (const auto& mailbox : list->list) {
-      if (iequal(mailbox.name, "INBOX")) account.inbox_id = mailbox.id;
+      if (iequals(mailbox.name, "INBOX")) account.inbox_id = mailbox.id;
     }
   }
 
@@ -230,7 +224,7 @@ asio::awaitable<JmapResult<AccountPtr>> JmapClient::Impl::fetch(HttpClient& clie
   } else {
     account.identity_id = read->list.front().id;
     for (const auto& identity : read->list) {
-      if (iequal(identity.email, options.account)) {
+      if (iequals(identity.email, options.account)) {
         account.identity_id = identity.id;
         break;
       }

@@ -8,7 +8,9 @@
 // sessionState, and once more when a request gets 401 (then the request is repeated once).
 // One fetch runs at a time; callers that need it meanwhile wait for its outcome.
 // Failures say whether a later attempt may help (`retryable`): connection problems,
-// timeouts, HTTP 5xx and 429 may; other answers (401 after the refresh, 403, 404) do not.
+// timeouts, an answer over the size cap, HTTP 5xx, 408 and 429, an API answer that is not
+// JSON may; other answers (401 after the refresh, 403, 404) and a session resource that
+// cannot be read do not.
 // Messages never hold a token or password.
 //
 // Threading: everything on the event-loop thread. Each request goes through the
@@ -17,6 +19,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -108,8 +111,8 @@ struct JmapClient::Impl {
   bool stale_ = false;
   bool refreshing_ = false;
   std::uint64_t refresh_generation_ = 0;
-  std::optional<JmapFailure> refresh_failure_;  // of the last fetch
-  std::vector<void*> waiters_;                  // steady_timers of waiting callers
+  std::optional<JmapFailure> refresh_failure_;       // of the last fetch
+  std::vector<boost::asio::steady_timer*> waiters_;  // of the callers waiting for a fetch
 };
 
 // The failure for an HTTP answer other than success: "<what>: HTTP <status> (<problem>)".
