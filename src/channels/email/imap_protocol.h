@@ -86,8 +86,7 @@ class ImapParser {
   // How many bytes of the literal being read are still to come (0 when not in a literal):
   // the reader can fetch them in one go.
   std::size_t literal_remaining() const { return literal_remaining_; }
-  // Bytes held for the response being assembled.
-  std::size_t buffered() const { return response_bytes_; }
+  // Whether a limit or the grammar was broken: the parser takes no more input then.
   bool broken() const { return !error_.empty(); }
 
  private:

@@ -6,6 +6,7 @@
 
 #include "channels/email/mail_text.h"
 #include "common/time.h"
+#include "common/utf8.h"
 
 namespace sb::email::jmap {
 
@@ -192,19 +193,13 @@ json::array addresses(const std::vector<email::Mailbox>& list) {
 }  // namespace
 
 std::string printable(std::string_view text, std::size_t max) {
-  std::string out;
-  out.reserve(std::min(text.size(), max));
-  for (char c : text) {
+  // Valid UTF-8 first: the text ends up in JSON (/health, /outbox).
+  std::string out(utf8_prefix(to_valid_utf8(text.substr(0, max + 4)), max));
+  for (char& c : out) {
     const auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    if (u < 0x20 || u == 0x7f) c = ' ';
   }
-  if (out.size() > max) {
-    std::size_t cut = max;
-    // Never split a UTF-8 sequence.
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
-    out += "...";
-  }
+  if (text.size() > out.size()) out += "...";
   return out;
 }
 

@@ -196,7 +196,8 @@ boost::json::object email_submission(const OutgoingMail& mail, std::string_view 
 boost::json::object move_to_sent(std::string_view submission, std::string_view drafts_id,
                                  std::string_view sent_id);
 
-// Server text for logs and errors: printable ASCII (UTF-8 kept), at most `max` bytes.
+// Server text for logs and errors: valid UTF-8 without control characters, at most `max`
+// bytes (then "..." follows).
 std::string printable(std::string_view text, std::size_t max = 300);
 
 }  // namespace sb::email::jmap

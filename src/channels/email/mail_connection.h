@@ -54,8 +54,8 @@ class MailConnection {
   void discard_buffered() { buffer_.clear(); }
 
   // Sets the deadline of the reads and writes that follow, until it is set again. The
-  // figure also goes into timeout errors. A read and a write in flight together keep the
-  // deadline each had when it started.
+  // figure last set goes into timeout errors. A read and a write in flight together keep
+  // the deadline each had when it started.
   void expires_after(std::chrono::milliseconds timeout);
 
   // One line without its line end (CRLF, or a bare LF: lenient reading). Error: the
@@ -68,7 +68,7 @@ class MailConnection {
   // for errors: never the bytes themselves, which may hold credentials.
   boost::asio::awaitable<Result<void>> write(std::string_view bytes, std::string_view step);
 
-  // Half-closes politely (the end of a conversation).
+  // Shuts the socket down both ways (the end of a conversation; no TLS close_notify).
   void shutdown();
   // Ends everything now: resolving, connecting and any read or write in flight complete with
   // an error. Idempotent.
