@@ -45,6 +45,8 @@ constexpr std::uint64_t kMaxMailBytes = 1ull << 30;
 constexpr std::uint64_t kMaxRecipients = 10'000;
 constexpr std::uint64_t kMaxOutputBytes = 1ull << 30;
 constexpr std::uint64_t kMaxConcurrentAgents = 1000;
+constexpr std::uint64_t kMaxLimitCount = 1u << 20;
+constexpr std::uint64_t kMaxLimitBytes = 1ull << 50;
 constexpr std::uint64_t kMaxBatchMessages = 10'000;
 constexpr std::uint64_t kMaxToolRounds = 10'000;
 constexpr std::uint64_t kMaxOutputTokens = 1'000'000;
@@ -311,6 +313,22 @@ class Loader {
     return static_cast<std::size_t>(*bytes);
   }
 
+  // A sandbox limit written as "unlimited" (stored as 0).
+  static bool is_unlimited(const toml::node& node) {
+    const auto* text = node.as_string();
+    return text && text->get() == "unlimited";
+  }
+
+  std::optional<std::uint64_t> limit_count(const toml::node& node, const std::string& key) {
+    if (is_unlimited(node)) return 0;
+    return count(node, key, kMaxLimitCount);
+  }
+
+  std::optional<std::uint64_t> limit_size(const toml::node& node, const std::string& key) {
+    if (is_unlimited(node)) return 0;
+    return size(node, key, kMaxLimitBytes);
+  }
+
   std::optional<std::chrono::milliseconds> duration(const toml::node& node,
                                                     const std::string& key) {
     const auto* text = node.as_string();
@@ -567,6 +585,41 @@ class Loader {
              }
            }
          }},
+        {"user",
+         [&](const toml::node& n, const std::string& k) {
+           if (auto user = expect_string(n, k)) {
+             if (user->empty() || *user == "root" || user->starts_with("0:")) {
+               fail(n, "'" + k + "' must name a user other than root, such as \"nobody\" (got " +
+                           describe(n) + ")");
+             } else {
+               agent.user = *user;
+             }
+           }
+         }},
+        {"max_processes",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_processes, limit_count(n, k));
+         }},
+        {"max_memory", [&](const toml::node& n,
+                           const std::string& k) { assign(agent.max_memory, limit_size(n, k)); }},
+        {"max_cpu_time",
+         [&](const toml::node& n, const std::string& k) {
+           if (is_unlimited(n)) {
+             agent.max_cpu_time = std::chrono::milliseconds(0);
+           } else {
+             assign(agent.max_cpu_time, duration(n, k));
+           }
+         }},
+        {"max_file_size",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_file_size, limit_size(n, k));
+         }},
+        {"max_open_files",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_open_files, limit_count(n, k));
+         }},
+        {"max_disk", [&](const toml::node& n,
+                         const std::string& k) { assign(agent.max_disk, limit_size(n, k)); }},
         {"trigger_aliases",
          [&](const toml::node& n, const std::string& k) {
            auto aliases = string_list(n, k, true);

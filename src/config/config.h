@@ -61,6 +61,17 @@ struct AgentConfig {
   std::chrono::milliseconds tool_timeout{120'000};   // per tool call
   std::chrono::milliseconds model_timeout{300'000};  // per model request
   std::size_t context_window = 0;  // tokens before compaction; 0: 200k anthropic, 128k openai
+  // The host user agents run as when the daemon runs as root (ignored otherwise): a user
+  // name, or "uid:gid". Never root.
+  std::string user = "nobody";
+  // Sandbox limits per agent process (docs/security.md); 0: no limit ("unlimited").
+  std::uint64_t max_processes = 1024;
+  std::uint64_t max_memory = 2ull << 30;
+  std::chrono::milliseconds max_cpu_time{60 * 60'000};
+  std::uint64_t max_file_size = 1ull << 30;
+  std::uint64_t max_open_files = 1024;
+  // The group folder's disk use, checked before and during each run; 0: no limit.
+  std::uint64_t max_disk = 5ull << 30;
 };
 
 // [model]: the provider the model proxy forwards to. The key stays in the daemon.

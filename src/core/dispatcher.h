@@ -63,6 +63,13 @@ struct DispatcherOptions {
   std::int64_t default_daily_budget = 0;  // tokens per group and UTC day; 0 = unlimited
   std::optional<sandbox::MountAllowlist> allowlist;
   sandbox::ProtectedPaths protected_paths;
+  // The host user agents run as (the daemon runs as root): their folders are handed to it.
+  std::optional<sandbox::Identity> run_as;
+  sandbox::SandboxLimits limits;
+  std::uint64_t max_disk = 0;  // group folder + IPC + session directories; 0: no limit
+  bool seccomp = false;        // bwrap: apply sandbox/seccomp_filter.h's program
+  // Non-empty: why no group may have network here (the reason a run with it fails).
+  std::string network_refusal;
 };
 
 class Dispatcher final : public QueueDriver {
@@ -144,6 +151,13 @@ class Dispatcher final : public QueueDriver {
   Seq delivered(const std::string& folder, const std::string& chat);
   boost::asio::awaitable<void> set_delivered(std::string folder, std::string chat, Seq seq);
   void pipe_to_running(const GroupRecord& group);
+  // Why the group's sandbox may not start (network without an API token, its folders over
+  // max_disk, folders that cannot be handed to the agent's user), or nullopt once they are
+  // ready. Blocking file system work, bounded by kMaxWalkEntries.
+  std::optional<std::string> sandbox_refusal(const GroupRecord& group,
+                                             const GroupSettings& settings);
+  // The host folders an agent of `folder` writes: group folder, session, IPC.
+  std::vector<std::filesystem::path> agent_dirs(const std::string& folder) const;
   sandbox::RunSpec build_spec(const GroupRecord& group, const GroupSettings& settings,
                               const std::string& input_json, const std::string& run_id,
                               const std::string& chat);

@@ -1,10 +1,13 @@
 #include "daemon/daemon.h"
 
+#include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <thread>
@@ -63,13 +66,14 @@ std::optional<sandbox::Runtime> choose_runtime(const AgentConfig& agent) {
   return sandbox::detect_runtime();
 }
 
-// Starts a trial sandbox and logs loudly if bwrap cannot create one here (no user
-// namespaces, for instance): every agent run would fail the same way.
-void check_bwrap() {
+// Starts a trial sandbox (as the agents' user) and logs loudly if bwrap cannot create one
+// here (no user namespaces, for instance): every agent run would fail the same way.
+void check_bwrap(std::optional<sandbox::Identity> run_as) {
   sandbox::SandboxSpec probe;
   probe.argv = {"true"};
-  auto trial = sandbox::run_captured(sandbox::sandbox_argv(sandbox::Runtime::bwrap, probe), {},
-                                     4096, std::chrono::seconds(10));
+  probe.run_as = run_as;
+  const auto launch = sandbox::launch_command(sandbox::Runtime::bwrap, probe);
+  auto trial = sandbox::run_captured(launch.argv, {}, 4096, std::chrono::seconds(10), launch.setup);
   if (!trial) {
     spdlog::error("bwrap cannot start: {}; agent runs will fail", trial.error().message);
   } else if (trial->status.exit_code != 0) {
@@ -80,6 +84,32 @@ void check_bwrap() {
   } else {
     spdlog::debug("bwrap trial sandbox: ok");
   }
+}
+
+// The host user agents run as when the daemon runs as root: `[agent] user`, a name or
+// "uid:gid". Error: unknown user, or root.
+Result<sandbox::Identity> agent_user(const std::string& user) {
+  sandbox::Identity identity;
+  unsigned uid = 0, gid = 0;
+  char rest = 0;
+  if (std::sscanf(user.c_str(), "%u:%u%c", &uid, &gid, &rest) == 2) {
+    identity = {static_cast<uid_t>(uid), static_cast<gid_t>(gid)};
+  } else {
+    std::vector<char> buffer(16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr) {
+      return make_error("[agent] user \"" + user +
+                        "\" does not exist: create it (useradd --system --no-create-home " + user +
+                        ") or name another user");
+    }
+    identity = {found->pw_uid, found->pw_gid};
+  }
+  if (identity.uid == 0 || identity.gid == 0) {
+    return make_error("[agent] user \"" + user + "\" is root: agents must not run as root");
+  }
+  return identity;
 }
 
 // Where the proxy forwards to when [model] base_url is not set.
@@ -127,6 +157,28 @@ int run_daemon(const Config& config) {
         "no working sandbox found: install bubblewrap (apt install bubblewrap), "
         "docker or podman, or set [agent] runtime; agent runs will fail until then");
     runtime = sandbox::Runtime::bwrap;
+  }
+  const bool shares_host_network =
+      *runtime == sandbox::Runtime::bwrap || *runtime == sandbox::Runtime::none;
+  if (config.agent.network && config.api.token.empty() && shares_host_network) {
+    spdlog::critical(
+        "[agent] network = true needs an API token ([api] token or token_env): a sandbox with "
+        "network shares the host's loopback, where its agent could use the daemon's API");
+    return 2;
+  }
+  // As root, agents run as an unprivileged user: a sandbox whose processes are the host's
+  // root could write host sysctls (kernel.core_pattern runs a program as root) and own
+  // every file it can reach.
+  std::optional<sandbox::Identity> run_as;
+  if (::geteuid() == 0) {
+    auto user = agent_user(config.agent.user);
+    if (!user) {
+      spdlog::critical("{}", user.error().message);
+      return 2;
+    }
+    run_as = *user;
+    spdlog::info("the daemon runs as root: agents run as user {} ({}:{})", config.agent.user,
+                 run_as->uid, run_as->gid);
   }
   if (*runtime == sandbox::Runtime::none) {
     spdlog::warn("**********************************************************************");
@@ -244,6 +296,21 @@ int run_daemon(const Config& config) {
   options.default_daily_budget = config.model.daily_token_budget;
   options.allowlist = std::move(allowlist.value());
   options.protected_paths = sandbox::ProtectedPaths{allowlist_file, data_dir};
+  options.run_as = run_as;
+  options.limits = sandbox::SandboxLimits{
+      .processes = config.agent.max_processes,
+      .memory = config.agent.max_memory,
+      .cpu_time = std::chrono::duration_cast<std::chrono::seconds>(config.agent.max_cpu_time),
+      .file_size = config.agent.max_file_size,
+      .open_files = config.agent.max_open_files};
+  options.max_disk = config.agent.max_disk;
+  options.seccomp = true;
+  if (config.api.token.empty() && shares_host_network) {
+    // A sandbox with network shares the host's: its agent could call this API on loopback.
+    options.network_refusal =
+        "network access needs an API token ([api] token or token_env): a sandbox with network "
+        "shares the host's loopback and could otherwise use the daemon's API";
+  }
   core::Dispatcher dispatcher(executor, *reader, writer, groups, scheduler, outbox, proxy, metrics,
                               std::move(options));
   dispatcher_ptr = &dispatcher;
@@ -377,7 +444,7 @@ int run_daemon(const Config& config) {
   if (config.api.token.empty()) spdlog::info("api: no token configured; loopback only");
   systemd_notify("READY=1");
   std::jthread bwrap_check;
-  if (*runtime == sandbox::Runtime::bwrap) bwrap_check = std::jthread(check_bwrap);
+  if (*runtime == sandbox::Runtime::bwrap) bwrap_check = std::jthread(check_bwrap, run_as);
 
   io.run();
 

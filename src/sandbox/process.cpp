@@ -1,10 +1,16 @@
 #include "sandbox/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +75,199 @@ void ignore_sigpipe_once() {
   std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
 }
 
+// The steps of ChildSetup, named in the error a failing child reports.
+enum class Step : int { staging, descriptors, limits, identity, directory, exec };
+
+const char* step_name(Step step) {
+  switch (step) {
+    case Step::staging:
+      return "staging the sandbox's mounts";
+    case Step::descriptors:
+      return "passing descriptors";
+    case Step::limits:
+      return "setting resource limits";
+    case Step::identity:
+      return "dropping to the agent user";
+    case Step::directory:
+      return "entering the working directory";
+    case Step::exec:
+      return "exec";
+  }
+  return "?";
+}
+
+struct ChildFailure {
+  int step = 0;
+  int error = 0;
+};
+
+// In the child, between fork and exec: only system calls (async-signal-safe), every string
+// prepared by the parent. Reports a failure on `report` (close-on-exec) and exits 127.
+[[noreturn]] void child_fail(int report, Step step) {
+  const ChildFailure failure{static_cast<int>(step), errno};
+  [[maybe_unused]] const ssize_t ignored = ::write(report, &failure, sizeof failure);
+  ::_exit(127);
+}
+
+struct StagedSource {
+  std::string host_path;   // opened by the child, inside its own mount namespace
+  std::string mount_path;  // staged_path(i)
+  char fd_path[32] = {};   // /proc/self/fd/<n>, written by the child
+};
+
+// Writes "/proc/self/fd/<fd>" into `out` without allocating (async-signal-safe).
+void fd_path(int fd, char (&out)[32]) {
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0 && n < 15);
+  constexpr char kPrefix[] = "/proc/self/fd/";
+  std::size_t at = 0;
+  for (; kPrefix[at] != '\0'; ++at) out[at] = kPrefix[at];
+  while (n > 0) out[at++] = digits[--n];
+  out[at] = '\0';
+}
+
+// fork + the ChildSetup steps + execve. The child has its own process group, default signal
+// dispositions and an empty mask, fds 0-2 from in/out/err, then setup.fds as 3, 4, ….
+Result<pid_t> fork_with_setup(const std::string& program, char* const argv[], char* const envp[],
+                              int in, int out, int err, const ProcessOptions& options) {
+  const ChildSetup& setup = options.setup;
+  if (setup.staged.size() > 64 || setup.fds.size() > 60) {
+    return make_error("cannot start " + program + ": too many staged paths or descriptors");
+  }
+  std::vector<StagedSource> staged;
+  for (std::size_t i = 0; i < setup.staged.size(); ++i) {
+    const auto& path = setup.staged[i];
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+      return make_error("cannot start " + program + ": cannot open " + path.string() +
+                        " for the sandbox: " + errno_text(errno));
+    }
+    staged.push_back(StagedSource{path.string(), staged_path(i)});
+  }
+  Fd null;
+  if (in < 0) {
+    null = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (null.get() < 0) return make_error("cannot open /dev/null: " + errno_text(errno));
+    in = null.get();
+  }
+  // The descriptors the child ends up with, in order: 0, 1, 2, 3, ….
+  std::vector<int> wanted{in, out, err};
+  wanted.insert(wanted.end(), setup.fds.begin(), setup.fds.end());
+  int highest = 2;
+  for (int fd : wanted) highest = std::max(highest, fd);
+  std::vector<rlimit> limits;
+  for (const auto& limit : setup.limits) {
+    limits.push_back(rlimit{static_cast<rlim_t>(limit.soft), static_cast<rlim_t>(limit.hard)});
+  }
+  const std::string cwd = options.cwd.string();
+
+  auto report = make_pipe();
+  if (!report) return report.error();
+  const pid_t pid = ::fork();
+  if (pid < 0) return make_error("cannot start " + program + ": fork: " + errno_text(errno));
+  if (pid == 0) {
+    const int channel = report->write.get();
+    ::setpgid(0, 0);
+    struct sigaction defaults {};
+    defaults.sa_handler = SIG_DFL;
+    for (int signal = 1; signal < NSIG; ++signal) {
+      if (signal != SIGKILL && signal != SIGSTOP) ::sigaction(signal, &defaults, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+    if (!staged.empty()) {
+      if (::unshare(CLONE_NEWNS) != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        child_fail(channel, Step::staging);
+      }
+      // Opened here: a bind mount's source must belong to this mount namespace. All are
+      // opened before the tmpfs covers /tmp, where some of them may live.
+      int opened[64];
+      bool directory[64];
+      const std::size_t sources = std::min<std::size_t>(staged.size(), 64);
+      for (std::size_t i = 0; i < sources; ++i) {
+        opened[i] = ::open(staged[i].host_path.c_str(), O_PATH | O_CLOEXEC);
+        struct stat info {};
+        if (opened[i] < 0 || ::fstat(opened[i], &info) != 0) child_fail(channel, Step::staging);
+        directory[i] = S_ISDIR(info.st_mode);
+        fd_path(opened[i], staged[i].fd_path);
+      }
+      if (::mount("switchboard-stage", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0755,size=64k") != 0) {
+        child_fail(channel, Step::staging);
+      }
+      for (std::size_t i = 0; i < sources; ++i) {
+        const char* target = staged[i].mount_path.c_str();
+        if (directory[i]) {
+          if (::mkdir(target, 0755) != 0) child_fail(channel, Step::staging);
+        } else {
+          const int made = ::open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+          if (made < 0) child_fail(channel, Step::staging);
+          ::close(made);
+        }
+        if (::mount(staged[i].fd_path, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+          child_fail(channel, Step::staging);
+        }
+        ::close(opened[i]);
+      }
+      if (::chdir("/") != 0) child_fail(channel, Step::staging);
+    }
+
+    // Move every wanted descriptor above all of them first, so that no dup2 below overwrites
+    // one that is still to be placed.
+    int moved[64];
+    const std::size_t count = std::min<std::size_t>(wanted.size(), 64);
+    for (std::size_t i = 0; i < count; ++i) {
+      moved[i] = ::fcntl(wanted[i], F_DUPFD_CLOEXEC, highest + 1);
+      if (moved[i] < 0) child_fail(channel, Step::descriptors);
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      if (::dup2(moved[i], static_cast<int>(i)) < 0) child_fail(channel, Step::descriptors);
+    }
+    // Everything else closes at the exec (the report channel too).
+    if (::syscall(SYS_close_range, static_cast<unsigned>(count), ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      child_fail(channel, Step::descriptors);
+    }
+
+    for (std::size_t i = 0; i < limits.size(); ++i) {
+      if (::setrlimit(setup.limits[i].resource, &limits[i]) != 0) child_fail(channel, Step::limits);
+    }
+    if (setup.run_as) {
+      const gid_t gid = setup.run_as->gid;
+      const uid_t uid = setup.run_as->uid;
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+          ::setresuid(uid, uid, uid) != 0) {
+        child_fail(channel, Step::identity);
+      }
+    }
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(channel, Step::directory);
+    ::execve(program.c_str(), argv, envp);
+    child_fail(channel, Step::exec);
+  }
+
+  report->write.reset();
+  ChildFailure failure;
+  ssize_t got = 0;
+  do {
+    got = ::read(report->read.get(), &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof failure)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return make_error("cannot start " + program + ": " +
+                      step_name(static_cast<Step>(failure.step)) + ": " +
+                      errno_text(failure.error));
+  }
+  return pid;
+}
+
 // Starts argv with the given fds as 0, 1, 2, in its own process group. Returns its pid.
 Result<pid_t> spawn_child(const ProcessOptions& options, int in, int out, int err) {
   if (options.argv.empty()) return make_error("cannot start a process: empty command line");
@@ -94,7 +293,11 @@ Result<pid_t> spawn_child(const ProcessOptions& options, int in, int out, int er
   envp.push_back(nullptr);
 
   // The daemon's sockets and files (listeners, the database) must not reach an agent.
-  return spawn_in_own_group(program->c_str(), argv.data(), envp.data(), in, out, err, options.cwd);
+  if (options.setup.empty()) {
+    return spawn_in_own_group(program->c_str(), argv.data(), envp.data(), in, out, err,
+                              options.cwd);
+  }
+  return fork_with_setup(program->string(), argv.data(), envp.data(), in, out, err, options);
 }
 
 ExitStatus decode(int status) {
@@ -148,6 +351,8 @@ std::optional<fs::path> find_executable(std::string_view name,
   }
   return std::nullopt;
 }
+
+std::string staged_path(std::size_t index) { return "/tmp/" + std::to_string(index); }
 
 std::string describe(const ExitStatus& status) {
   if (status.exit_code) return "exit code " + std::to_string(*status.exit_code);
@@ -221,7 +426,8 @@ void Process::kill() {
 
 Result<Captured> run_captured(const std::vector<std::string>& argv,
                               const std::vector<std::pair<std::string, std::string>>& env,
-                              std::size_t max_output, std::chrono::milliseconds timeout) {
+                              std::size_t max_output, std::chrono::milliseconds timeout,
+                              const ChildSetup& setup) {
   ignore_sigpipe_once();
   Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null.get() < 0) return make_error("cannot open /dev/null: " + errno_text(errno));
@@ -229,7 +435,7 @@ Result<Captured> run_captured(const std::vector<std::string>& argv,
   if (!out) return out.error();
   auto err = make_pipe();
   if (!err) return err.error();
-  const ProcessOptions options{argv, env, {}};
+  const ProcessOptions options{argv, env, {}, setup};
   auto pid = spawn_child(options, null.get(), out->write.get(), err->write.get());
   if (!pid) return pid.error();
   out->write.reset();

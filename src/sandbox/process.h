@@ -24,6 +24,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -44,17 +45,52 @@ struct ExitStatus {
 // "exit code 3" or "signal 9 (Killed)".
 std::string describe(const ExitStatus& status);
 
+// A host user a child runs as.
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// setrlimit(resource, {soft, hard}) in the child; RLIM_INFINITY for "none".
+struct ResourceLimit {
+  int resource = 0;
+  std::uint64_t soft = 0;
+  std::uint64_t hard = 0;
+};
+
+// What a sandbox's child process does between fork and exec, in this order:
+//  1. staged: each host path is bind-mounted (recursively) at staged_path(i), on a tmpfs that
+//     covers /tmp in a private mount namespace of the child. A child that then drops to
+//     `run_as` reaches them there, even below directories that user could not traverse.
+//     Needs root (CAP_SYS_ADMIN); the paths are opened by the parent before the fork.
+//  2. fds: the child gets these descriptors as 3, 4, … in this order (and no others).
+//  3. limits: setrlimit for each.
+//  4. run_as: supplementary groups cleared, then setresgid and setresuid to the identity.
+// An empty setup starts the child with posix_spawn, as before.
+struct ChildSetup {
+  std::vector<std::filesystem::path> staged;
+  std::vector<int> fds;
+  std::vector<ResourceLimit> limits;
+  std::optional<Identity> run_as;
+  bool empty() const { return staged.empty() && fds.empty() && limits.empty() && !run_as; }
+};
+
+// Where ChildSetup::staged[index] appears to the child: "/tmp/<index>".
+std::string staged_path(std::size_t index);
+
 struct ProcessOptions {
   std::vector<std::string> argv;  // argv[0]: a path, or a name looked up on the daemon's PATH
   std::vector<std::pair<std::string, std::string>> env;  // the child's whole environment
   std::filesystem::path cwd;                             // empty: the daemon's working directory
+  ChildSetup setup;
 };
 
 class Process {
  public:
   // Starts the child. Fails, naming the program, when argv is empty, the program is not
   // found or cannot be executed (ENOENT, EACCES, a bad ELF…), the working directory cannot
-  // be entered, or pipes/pidfd cannot be created. On failure no child is left behind.
+  // be entered, a step of options.setup fails (naming the step), or pipes/pidfd cannot be
+  // created. On failure no child is left behind.
   static Result<std::unique_ptr<Process>> spawn(const boost::asio::any_io_executor& executor,
                                                 const ProcessOptions& options);
 
@@ -111,6 +147,7 @@ struct Captured {
 // for start-up work (runtime detection, leftover cleanup), never on the event loop.
 Result<Captured> run_captured(const std::vector<std::string>& argv,
                               const std::vector<std::pair<std::string, std::string>>& env,
-                              std::size_t max_output, std::chrono::milliseconds timeout);
+                              std::size_t max_output, std::chrono::milliseconds timeout,
+                              const ChildSetup& setup = {});
 
 }  // namespace sb::sandbox

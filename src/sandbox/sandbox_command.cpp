@@ -1,5 +1,6 @@
 #include "sandbox/sandbox_command.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,7 +44,8 @@ std::string normalized(std::string_view sandbox_path) {
   return text;
 }
 
-void append_bwrap_system(std::vector<std::string>& argv) {
+// /tmp and /dev/shm are memory: with a memory limit, each is a tmpfs of at most that size.
+void append_bwrap_system(std::vector<std::string>& argv, std::uint64_t tmpfs_size) {
   argv.insert(argv.end(), {"--ro-bind", "/usr", "/usr"});
   for (const char* dir : {"/bin", "/lib", "/lib64", "/sbin"}) {
     if (const auto target = merged_usr_target(dir)) {
@@ -52,15 +54,39 @@ void append_bwrap_system(std::vector<std::string>& argv) {
       argv.insert(argv.end(), {"--ro-bind", dir, dir});
     }
   }
-  argv.insert(argv.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
+  argv.insert(argv.end(), {"--proc", "/proc", "--dev", "/dev"});
+  for (const char* dir : {"/tmp", "/dev/shm"}) {
+    if (tmpfs_size > 0) argv.insert(argv.end(), {"--size", std::to_string(tmpfs_size)});
+    argv.insert(argv.end(), {"--tmpfs", dir});
+  }
 }
 
-std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
-  std::vector<std::string> argv{"bwrap", "--unshare-all"};
+// The host path bwrap binds for `host`: the path itself, or its staged place when the
+// sandbox runs as another user (who may not be able to traverse the host path).
+class Sources {
+ public:
+  explicit Sources(bool stage) : stage_(stage) {}
+  std::string operator()(const fs::path& host) {
+    if (!stage_) return host.string();
+    staged_.push_back(host);
+    return staged_path(staged_.size() - 1);
+  }
+  std::vector<fs::path> take() { return std::move(staged_); }
+
+ private:
+  bool stage_;
+  std::vector<fs::path> staged_;
+};
+
+std::vector<std::string> bwrap_argv(const SandboxSpec& spec, Sources& source) {
+  std::vector<std::string> argv{"bwrap", "--unshare-all", "--unshare-user", "--disable-userns"};
   if (spec.network) argv.push_back("--share-net");
   argv.insert(argv.end(), {"--die-with-parent", "--new-session", "--clearenv"});
   for (const auto& [name, value] : spec.env) argv.insert(argv.end(), {"--setenv", name, value});
-  append_bwrap_system(argv);
+  append_bwrap_system(argv, spec.limits.memory);
+  // Sysctls are the host's: an agent must not write them (kernel.core_pattern runs a program
+  // as the host's root).
+  argv.insert(argv.end(), {"--ro-bind", "/proc/sys", "/proc/sys"});
   if (spec.network) {
     for (const char* file : {"/etc/resolv.conf", "/etc/hosts", "/etc/ssl"}) {
       if (exists(file)) argv.insert(argv.end(), {"--ro-bind", file, file});
@@ -72,7 +98,7 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
     return depth(normalized(a->sandbox_path)) < depth(normalized(b->sandbox_path));
   });
   for (const Mount* mount : mounts) {
-    argv.insert(argv.end(), {mount->read_only ? "--ro-bind" : "--bind", mount->host.string(),
+    argv.insert(argv.end(), {mount->read_only ? "--ro-bind" : "--bind", source(mount->host),
                              normalized(mount->sandbox_path)});
   }
   std::vector<std::string> command = spec.argv;
@@ -82,16 +108,22 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
       auto resolved = fs::absolute(*program, ec).lexically_normal();
       if (!ec) {
         if (resolved.string().rfind("/usr/", 0) != 0) {
-          argv.insert(argv.end(), {"--ro-bind", resolved.string(), resolved.string()});
+          argv.insert(argv.end(), {"--ro-bind", source(resolved), resolved.string()});
         }
         command[0] = resolved.string();
       }
     }
   }
+  if (spec.seccomp) argv.insert(argv.end(), {"--seccomp", std::to_string(kSeccompFd)});
   if (!spec.workdir.empty()) argv.insert(argv.end(), {"--chdir", spec.workdir});
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
   return argv;
+}
+
+std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
+  Sources plain(false);
+  return bwrap_argv(spec, plain);
 }
 
 std::vector<std::string> container_argv(Runtime runtime, const SandboxSpec& spec) {
@@ -103,8 +135,22 @@ std::vector<std::string> container_argv(Runtime runtime, const SandboxSpec& spec
   if (!spec.network) argv.insert(argv.end(), {"--network", "none"});
   argv.insert(argv.end(), {"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt",
                            "no-new-privileges"});
-  argv.insert(argv.end(),
-              {"--user", std::to_string(::getuid()) + ":" + std::to_string(::getgid())});
+  const Identity user = spec.run_as.value_or(Identity{::getuid(), ::getgid()});
+  argv.insert(argv.end(), {"--user", std::to_string(user.uid) + ":" + std::to_string(user.gid)});
+  const SandboxLimits& limits = spec.limits;
+  if (limits.processes > 0) {
+    argv.insert(argv.end(), {"--pids-limit", std::to_string(limits.processes)});
+  }
+  if (limits.memory > 0) argv.insert(argv.end(), {"--memory", std::to_string(limits.memory)});
+  if (limits.cpu_time.count() > 0) {
+    argv.insert(argv.end(), {"--ulimit", "cpu=" + std::to_string(limits.cpu_time.count())});
+  }
+  if (limits.file_size > 0) {
+    argv.insert(argv.end(), {"--ulimit", "fsize=" + std::to_string(limits.file_size)});
+  }
+  if (limits.open_files > 0) {
+    argv.insert(argv.end(), {"--ulimit", "nofile=" + std::to_string(limits.open_files)});
+  }
   for (const auto& mount : spec.mounts) {
     argv.insert(argv.end(), {"-v", mount.host.string() + ":" + normalized(mount.sandbox_path) +
                                        (mount.read_only ? ":ro" : "")});
@@ -140,12 +186,13 @@ Result<Runtime> parse_runtime(std::string_view text) {
                     "\": use bwrap, docker, podman or none");
 }
 
-std::optional<Runtime> detect_runtime() {
+std::optional<Runtime> detect_runtime(const std::optional<Identity>& run_as) {
   if (find_executable("bwrap")) {
     SandboxSpec probe;
     probe.argv = {"true"};
-    const auto trial =
-        run_captured(sandbox_argv(Runtime::bwrap, probe), {}, 4096, std::chrono::seconds(10));
+    probe.run_as = run_as;
+    const LaunchCommand launch = launch_command(Runtime::bwrap, probe);
+    const auto trial = run_captured(launch.argv, {}, 4096, std::chrono::seconds(10), launch.setup);
     if (trial && trial->status.exit_code == 0) return Runtime::bwrap;
   }
   if (find_executable("podman")) return Runtime::podman;
@@ -189,17 +236,43 @@ std::optional<fs::path> host_path_for(const std::vector<Mount>& mounts,
   return best->host / rest;
 }
 
+std::vector<ResourceLimit> resource_limits(const SandboxLimits& limits) {
+  std::vector<ResourceLimit> out{{RLIMIT_CORE, 0, 0}};
+  auto add = [&out](int resource, std::uint64_t soft, std::uint64_t hard) {
+    if (soft > 0) out.push_back({resource, soft, hard});
+  };
+  add(RLIMIT_NPROC, limits.processes, limits.processes);
+  add(RLIMIT_DATA, limits.memory, limits.memory);
+  const auto cpu = static_cast<std::uint64_t>(limits.cpu_time.count());
+  add(RLIMIT_CPU, cpu, cpu + 5);
+  add(RLIMIT_FSIZE, limits.file_size, limits.file_size);
+  add(RLIMIT_NOFILE, limits.open_files, limits.open_files);
+  return out;
+}
+
 LaunchCommand launch_command(Runtime runtime, const SandboxSpec& spec) {
   LaunchCommand launch;
-  launch.argv = sandbox_argv(runtime, spec);
+  if (runtime == Runtime::bwrap) {
+    Sources sources(spec.run_as.has_value());
+    launch.argv = bwrap_argv(spec, sources);
+    launch.setup.staged = sources.take();
+  } else {
+    launch.argv = sandbox_argv(runtime, spec);
+  }
   switch (runtime) {
     case Runtime::bwrap:
+      launch.setup.limits = resource_limits(spec.limits);
+      launch.setup.run_as = spec.run_as;
+      launch.args_on_fd = true;
+      launch.seccomp = spec.seccomp;
       break;
     case Runtime::docker:
     case Runtime::podman:
       launch.env = host_environment();
       break;
     case Runtime::none:
+      launch.setup.limits = resource_limits(spec.limits);
+      launch.setup.run_as = spec.run_as;
       launch.env = spec.env;
       for (auto& [name, value] : launch.env) {
         if (const auto host = host_path_for(spec.mounts, value)) value = host->string();

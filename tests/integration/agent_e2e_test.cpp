@@ -41,7 +41,10 @@ class BuiltInAgent : public ::testing::TestWithParam<std::string> {
     std::string agent = agent_toml;
     for (const std::string line :
          {"runtime = \"bwrap\"", "timeout = \"60s\"", "idle_timeout = \"2s\"",
-          "kill_grace = \"1s\"", "shutdown_grace = \"2s\"", "model_timeout = \"20s\""}) {
+          "kill_grace = \"1s\"", "shutdown_grace = \"2s\"", "model_timeout = \"20s\"",
+          // The built-in agent is this sanitizer build, whose shadow memory exceeds any
+          // RLIMIT_DATA.
+          "max_memory = \"unlimited\""}) {
       const std::string key = line.substr(0, line.find(' '));
       if (("\n" + agent_toml).find("\n" + key + " =") == std::string::npos) agent += line + "\n";
     }
