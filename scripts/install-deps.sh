@@ -10,7 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libsqlite3-dev libssl-dev libcctz-dev tzdata
-  libgmime-3.0-dev libmd4c-dev libmd4c-html0-dev
+  libgmime-3.0-dev libmd4c-dev libmd4c-html0-dev libseccomp-dev
   bubblewrap
 )
 if [[ "${1:-}" == "--test" ]]; then
