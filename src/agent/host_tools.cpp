@@ -259,10 +259,11 @@ std::string format_task(const json::value& entry) {
 }
 
 ToolOutput list_tasks(const json::object&, const ToolContext& context) {
-  if (context.ipc_dir.empty()) {
-    return ToolOutput::error("There is no IPC directory (SWITCHBOARD_IPC_DIR is not set).");
+  if (context.snapshot_dir.empty()) {
+    return ToolOutput::error(
+        "There is no snapshot directory (SWITCHBOARD_SNAPSHOT_DIR is not set).");
   }
-  const fs::path file = context.ipc_dir / host::kCurrentTasksSnapshot;
+  const fs::path file = context.snapshot_dir / host::kCurrentTasksSnapshot;
   std::error_code ec;
   const auto status = fs::status(file, ec);
   if (status.type() == fs::file_type::not_found) {
@@ -443,7 +444,8 @@ ToolList make_host_tools(const ToolContext& context) {
   if (context.is_main) {
     add("register_group",
         "Register a chat as a new group with its own folder, memory and agent (main group only). "
-        "available_groups.json in the IPC directory lists the chats the host knows.",
+        "available_groups.json in the snapshot directory ($SWITCHBOARD_SNAPSHOT_DIR) lists the "
+        "chats the host knows.",
         object_schema(
             json::object{
                 {"jid", string_property("The chat to bind, e.g. whatsapp-group:120363@g.us.")},

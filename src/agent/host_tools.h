@@ -3,7 +3,7 @@
 // Tools. Each call checks its arguments, validates the request as the host would
 // (host::parse_ipc_request; schedules with parse_schedule) and writes one request file
 // atomically into context.ipc_dir: `messages/` for send_message, `tasks/` for the rest.
-// list_tasks only reads the host's `current_tasks.json` snapshot.
+// list_tasks only reads the host's `current_tasks.json` snapshot in context.snapshot_dir.
 //
 // The host reads the files later and answers nothing back, so a tool's success means "the
 // request is written", never "the host did it"; the outputs say so. Used by the built-in

@@ -24,9 +24,10 @@ struct WorkspaceRoot {
 
 // What a tool may use. Built once per agent run from the input and the environment.
 struct ToolContext {
-  std::filesystem::path workspace;   // the group folder; relative paths resolve against it
-  std::vector<WorkspaceRoot> roots;  // where paths are confined (workspace first, writable)
-  std::filesystem::path ipc_dir;     // $SWITCHBOARD_IPC_DIR
+  std::filesystem::path workspace;     // the group folder; relative paths resolve against it
+  std::vector<WorkspaceRoot> roots;    // where paths are confined (workspace first, writable)
+  std::filesystem::path ipc_dir;       // $SWITCHBOARD_IPC_DIR
+  std::filesystem::path snapshot_dir;  // $SWITCHBOARD_SNAPSHOT_DIR: the host's snapshots, read-only
   std::string group_folder;
   std::string chat_jid;
   bool is_main = false;

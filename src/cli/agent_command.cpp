@@ -60,6 +60,7 @@ int agent() {
 
   const fs::path workspace = env_or("SWITCHBOARD_WORKSPACE", "/workspace/group");
   const fs::path ipc_dir = env_or("SWITCHBOARD_IPC_DIR", "/workspace/ipc");
+  const fs::path snapshot_dir = env_or("SWITCHBOARD_SNAPSHOT_DIR", "/workspace/snapshots");
   const fs::path session_dir = env_or("SWITCHBOARD_SESSION_DIR", "/workspace/session");
   const fs::path global_dir = env_or("SWITCHBOARD_GLOBAL_DIR", "/workspace/global");
   const fs::path socket = env_or("SWITCHBOARD_MODEL_SOCKET", "/run/switchboard/model.sock");
@@ -77,6 +78,7 @@ int agent() {
   }
   context.roots.push_back({"/tmp", true});
   context.ipc_dir = ipc_dir;
+  context.snapshot_dir = snapshot_dir;
   context.group_folder = input->group_folder;
   context.chat_jid = input->chat_jid;
   context.is_main = input->is_main;

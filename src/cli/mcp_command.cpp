@@ -57,6 +57,7 @@ int mcp() {
 
   agent::ToolContext context;
   context.ipc_dir = *ipc_dir;
+  context.snapshot_dir = env("SWITCHBOARD_SNAPSHOT_DIR").value_or("");
   context.workspace = env("SWITCHBOARD_WORKSPACE").value_or(fs::current_path(ec).string());
   context.roots.push_back(agent::WorkspaceRoot{context.workspace, true});
   context.group_folder = env("SWITCHBOARD_GROUP_FOLDER").value_or("");

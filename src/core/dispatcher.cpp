@@ -12,6 +12,7 @@
 
 #include "common/async.h"
 #include "common/ids.h"
+#include "common/safe_files.h"
 #include "common/time.h"
 #include "core/formatting.h"
 #include "host/ipc_files.h"
@@ -190,8 +191,8 @@ void Dispatcher::pipe_to_running(const GroupRecord& group) {
   auto& run = runs_.at(group.folder);
   auto batch = next_batch(group, run->chat);
   if (!batch) return;
-  const auto input_dir = groups_.paths().ipc_dir(group.folder) / "input";
-  if (auto written = host::write_input_message(input_dir, format_messages(batch->messages));
+  if (auto written = host::write_input_message(groups_.paths().ipc_root(), group.folder,
+                                               format_messages(batch->messages));
       !written) {
     spdlog::error("group '{}': cannot hand messages to the running agent: {}; queued instead",
                   group.folder, written.error().message);
@@ -394,9 +395,9 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
   spec.runtime = options_.runtime;
   spec.group = group.folder;
   spec.input_json = input_json;
+  spec.host_dir = paths.data_dir;
   spec.input_dir = paths.ipc_dir(group.folder) / "input";
-  spec.log_file =
-      paths.group_dir(group.folder) / "logs" / ("agent-" + compact_time() + "-" + run_id + ".log");
+  spec.log_file = paths.log_dir(group.folder) / ("agent-" + compact_time() + "-" + run_id + ".log");
   spec.hard_timeout = settings.timeout.value_or(options_.timeout);
   spec.idle_timeout = options_.idle_timeout;
   spec.kill_grace = options_.kill_grace;
@@ -419,14 +420,19 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
       {paths.group_dir(group.folder), "/workspace/group", false, "SWITCHBOARD_WORKSPACE"},
       {paths.ipc_dir(group.folder), "/workspace/ipc", false, "SWITCHBOARD_IPC_DIR"},
       {paths.session_dir(group.folder), "/workspace/session", false, "SWITCHBOARD_SESSION_DIR"},
+      {paths.snapshot_dir(group.folder), "/workspace/snapshots", true, "SWITCHBOARD_SNAPSHOT_DIR"},
       {socket_dir, "/run/switchboard", false, nullptr},
   };
   // Main is trusted with the shared memory; the others only read it.
   places.push_back(
       {paths.global_dir(), "/workspace/global", !group.is_main, "SWITCHBOARD_GLOBAL_DIR"});
   for (const Place& place : places) {
-    std::error_code ec;
-    std::filesystem::create_directories(place.host, ec);
+    // Created from data_dir down without following symlinks (common/safe_files.h).
+    if (auto made = SafeDir::open(paths.data_dir, place.host.lexically_relative(paths.data_dir),
+                                  MissingDirs::create);
+        !made) {
+      spdlog::error("group '{}': {}", group.folder, made.error().message);
+    }
     const std::string location = none ? place.host.string() : place.inside;
     if (!none) box.mounts.push_back({place.host, place.inside, place.read_only});
     if (place.env) box.env.emplace_back(place.env, location);
@@ -575,7 +581,7 @@ void Dispatcher::write_snapshots(const GroupRecord& group) {
         {"status", to_string(task.status)},
         {"next_run", task.next_run ? json::value(*task.next_run) : json::value(nullptr)}});
   }
-  if (auto written = host::write_snapshot(paths.ipc_root(), group.folder, "current_tasks.json",
+  if (auto written = host::write_snapshot(paths.snapshot_root(), group.folder, "current_tasks.json",
                                           json::serialize(tasks));
       !written) {
     spdlog::warn("group '{}': cannot write the tasks snapshot: {}", group.folder,
@@ -606,8 +612,8 @@ void Dispatcher::write_snapshots(const GroupRecord& group) {
   }
   json::object snapshot{
       {"chats", chats}, {"groups", groups}, {"lastSync", format_iso8601(now_utc())}};
-  if (auto written = host::write_snapshot(paths.ipc_root(), group.folder, "available_groups.json",
-                                          json::serialize(snapshot));
+  if (auto written = host::write_snapshot(paths.snapshot_root(), group.folder,
+                                          "available_groups.json", json::serialize(snapshot));
       !written) {
     spdlog::warn("group '{}': cannot write the groups snapshot: {}", group.folder,
                  written.error().message);

@@ -6,10 +6,10 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
-#include <fstream>
 #include <system_error>
 
 #include "common/message.h"
+#include "common/safe_files.h"
 #include "config/units.h"
 
 namespace sb::core {
@@ -123,8 +123,9 @@ GroupRegistry::GroupRegistry(Store& reader, WriteQueue& writer, GroupPaths paths
 void GroupRegistry::load() {
   groups_.clear();
   chat_to_folder_.clear();
-  std::error_code ec;
-  std::filesystem::create_directories(paths_.global_dir(), ec);
+  if (auto global = SafeDir::open(paths_.data_dir, "groups/global", MissingDirs::create); !global) {
+    spdlog::error("{}", global.error().message);
+  }
   for (GroupRecord& group : reader_.groups()) {
     ensure_folders(group);
     remember(std::move(group));
@@ -169,19 +170,27 @@ void GroupRegistry::remember(GroupRecord group) {
 }
 
 void GroupRegistry::ensure_folders(const GroupRecord& group) const {
-  std::error_code ec;
-  const auto dir = paths_.group_dir(group.folder);
-  for (const auto& sub : {dir / "logs", dir / "conversations", paths_.session_dir(group.folder),
-                          paths_.ipc_dir(group.folder)}) {
-    std::filesystem::create_directories(sub, ec);
-    if (ec)
-      spdlog::error("group {}: cannot create {}: {}", group.folder, sub.string(), ec.message());
+  // The group's own directories are writable by its agent: everything below data_dir is
+  // opened without following symlinks and created relative to those handles.
+  const std::filesystem::path folder(group.folder);
+  for (const char* area : {"sessions", "ipc"}) {
+    if (auto made = SafeDir::open(paths_.data_dir, area / folder, MissingDirs::create); !made) {
+      spdlog::error("group {}: {}", group.folder, made.error().message);
+    }
   }
-  const auto memory = dir / "CLAUDE.md";
-  if (!std::filesystem::exists(memory, ec)) {
-    std::ofstream(memory) << "# " << group.name << "\n\nMemory of this group: write down what "
-                          << "should be remembered between conversations.\n";
+  auto dir = SafeDir::open(paths_.data_dir, "groups" / folder, MissingDirs::create);
+  if (!dir) {
+    spdlog::error("group {}: {}", group.folder, dir.error().message);
+    return;
   }
+  if (auto made = dir->open_dir("conversations", MissingDirs::create); !made) {
+    spdlog::warn("group {}: {}", group.folder, made.error().message);
+  }
+  // Never replaces anything, a dangling symlink included: what is there is the agent's.
+  auto memory = dir->create_file("CLAUDE.md", "# " + group.name +
+                                                  "\n\nMemory of this group: write down what "
+                                                  "should be remembered between conversations.\n");
+  if (!memory) spdlog::error("group {}: {}", group.folder, memory.error().message);
 }
 
 std::optional<GroupRegistry::Failure> GroupRegistry::check(const GroupRecord& group) const {

@@ -51,6 +51,15 @@ struct GroupPaths {
   std::filesystem::path session_dir(std::string_view folder) const {
     return data_dir / "sessions" / folder;
   }
+  // Host-only: no sandbox mounts these writable (docs/security.md).
+  std::filesystem::path log_dir(std::string_view folder) const {
+    return data_dir / "logs" / folder;
+  }
+  std::filesystem::path snapshot_root() const { return data_dir / "snapshots"; }
+  // Mounted read-only in the group's sandbox at /workspace/snapshots.
+  std::filesystem::path snapshot_dir(std::string_view folder) const {
+    return snapshot_root() / folder;
+  }
   std::filesystem::path proxy_socket(std::string_view folder) const {
     return data_dir / "run" / "proxy" / folder / "model.sock";
   }
@@ -85,7 +94,7 @@ class GroupRegistry {
   void set_aliases(std::vector<std::string> aliases) { aliases_ = std::move(aliases); }
 
   // Registers a group: validates (folder name, unique folder, chats valid and not bound
-  // elsewhere, one main group, settings), creates its folders (memory file, logs/,
+  // elsewhere, one main group, settings), creates its folders (memory file,
   // conversations/, IPC and session dirs), stores it, and starts its delivered-to-agent
   // cursor at the newest message so that old history is not replayed. Errors are for the
   // user (400/409 in the API): `conflict` is set when the folder or a chat is taken.

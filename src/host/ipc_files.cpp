@@ -1,16 +1,15 @@
 #include "host/ipc_files.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
+#include <map>
 #include <random>
 #include <system_error>
+#include <vector>
 
 #include "common/json_text.h"
 
@@ -18,6 +17,8 @@ namespace sb::host {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr std::string_view kReasonSuffix = ".reason";
 
 std::uint32_t random_u32() {
   thread_local std::mt19937 engine{std::random_device{}()};
@@ -30,86 +31,34 @@ std::string hex8(std::uint32_t value) {
   return buffer;
 }
 
-Error system_error(std::string_view what, const fs::path& path, int error) {
-  return make_error(std::string(what) + " " + path.string() + ": " + std::strerror(error));
-}
-
-// Writes all of `content` to `fd`, retrying short writes and EINTR. Returns errno or 0.
-int write_all(int fd, std::string_view content) {
-  while (!content.empty()) {
-    ssize_t n = ::write(fd, content.data(), content.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    content.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return 0;
-}
-
 bool is_plain_file_name(std::string_view name) {
-  return !name.empty() && name.size() <= 255 && name.front() != '.' &&
-         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+  return is_single_component(name) && name.front() != '.';
 }
 
-// Creates `dir` if missing; fails if it exists as anything but a real directory.
-Result<void> ensure_real_directory(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  auto status = fs::symlink_status(dir, ec);
-  if (ec) return make_error("cannot create directory " + dir.string() + ": " + ec.message());
-  if (status.type() != fs::file_type::directory) {
-    return make_error(dir.string() +
-                      " exists but is not a directory (a symlink is not accepted); remove it");
-  }
-  return {};
+Result<void> check_folder(std::string_view folder) {
+  if (is_valid_group_folder(folder)) return {};
+  return make_error("invalid group folder '" + std::string(folder) +
+                    "': use 1-64 letters, digits, '_' or '-', starting with a letter or digit");
 }
 
 }  // namespace
 
 Result<void> write_file_atomically(const fs::path& file, std::string_view content, bool durable) {
-  const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   const std::string name = file.filename().string();
-  if (name.empty() || name == "." || name == "..") {
+  if (!is_single_component(name)) {
     return make_error("cannot write " + file.string() + ": it does not name a file");
   }
+  const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return make_error("cannot create directory " + dir.string() + ": " + ec.message());
-
-  // Everything happens relative to the opened directory, which must not itself be a symlink:
-  // an agent that swaps its input/ for a link must not make the host write elsewhere.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir_fd < 0) return system_error("cannot open directory", dir, errno);
-
-  const std::string temp = "." + name + ".tmp-" + hex8(random_u32());
-  int fd = ::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int error = errno;
-    ::close(dir_fd);
-    return system_error("cannot create", dir / temp, error);
-  }
-
-  int error = write_all(fd, content);
-  std::string_view failed_step = "cannot write";
-  fs::path failed_path = dir / temp;
-  if (error == 0 && durable && ::fsync(fd) != 0) {
-    error = errno;
-    failed_step = "cannot fsync";
-  }
-  if (::close(fd) != 0 && error == 0) {
-    error = errno;
-    failed_step = "cannot close";
-  }
-  if (error == 0 && ::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) {
-    error = errno;
-    failed_step = "cannot rename the temporary file onto";
-    failed_path = file;
-  }
-  if (error != 0) ::unlinkat(dir_fd, temp.c_str(), 0);
-  ::close(dir_fd);
-  if (error != 0) return system_error(failed_step, failed_path, error);
-  return {};
+  // The directory itself must not be a symlink: an agent that swaps its input/ for a link
+  // must not make a writer write elsewhere.
+  const fs::path above = dir.has_parent_path() && dir.has_filename() ? dir.parent_path() : dir;
+  const fs::path last = dir.has_parent_path() && dir.has_filename() ? dir.filename() : fs::path();
+  auto opened = SafeDir::open(above, last);
+  if (!opened) return opened.error();
+  return opened->write_file(name, content, durable ? Durable::yes : Durable::no);
 }
 
 std::string ipc_file_name() {
@@ -131,19 +80,6 @@ Result<fs::path> write_ipc_file(const fs::path& dir, std::string_view content) {
   return file;
 }
 
-Result<void> write_input_message(const fs::path& input_dir, std::string_view text) {
-  std::string content = "{\"type\":\"message\",\"text\":";
-  append_json_string(content, text);
-  content += '}';
-  auto written = write_ipc_file(input_dir, content);
-  if (!written) return written.error();
-  return {};
-}
-
-Result<void> write_close_request(const fs::path& input_dir) {
-  return write_file_atomically(input_dir / kCloseRequestName, "");
-}
-
 bool is_valid_group_folder(std::string_view folder) {
   if (folder.empty() || folder.size() > 64 || folder == kErrorsDir) return false;
   auto alnum = [](char c) {
@@ -156,35 +92,61 @@ bool is_valid_group_folder(std::string_view folder) {
   return true;
 }
 
-Result<void> ensure_group_ipc_dirs(const fs::path& ipc_root, std::string_view folder) {
-  if (!is_valid_group_folder(folder)) {
-    return make_error("invalid group folder '" + std::string(folder) +
-                      "': use 1-64 letters, digits, '_' or '-', starting with a letter or digit");
-  }
-  const fs::path group = ipc_root / folder;
-  for (std::string_view sub : {kMessagesDir, kTasksDir, kInputDir}) {
-    auto made = ensure_real_directory(group / sub);
-    if (!made) return made;
-  }
-  return clear_input_dir(group / kInputDir);
+Result<SafeDir> open_group_ipc_dir(const fs::path& ipc_root, std::string_view folder,
+                                   std::string_view sub, MissingDirs missing) {
+  if (auto valid = check_folder(folder); !valid) return valid.error();
+  fs::path below(folder);
+  if (!sub.empty()) below /= sub;
+  return SafeDir::open(ipc_root, below, missing);
 }
 
-Result<void> clear_input_dir(const fs::path& input_dir) {
-  std::error_code ec;
-  fs::directory_iterator it(input_dir, ec);
-  if (ec) {
-    if (ec == std::errc::no_such_file_or_directory) return {};
-    return make_error("cannot list " + input_dir.string() + ": " + ec.message());
+Result<void> write_input_message(const fs::path& ipc_root, std::string_view folder,
+                                 std::string_view text) {
+  std::string content = "{\"type\":\"message\",\"text\":";
+  append_json_string(content, text);
+  content += '}';
+  auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);
+  if (!input) return input.error();
+  return input->write_file(ipc_file_name(), content);
+}
+
+Result<void> write_close_request(const fs::path& ipc_root, std::string_view folder) {
+  auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);
+  if (!input) return input.error();
+  return input->write_file(kCloseRequestName, "");
+}
+
+Result<void> ensure_group_ipc_dirs(const fs::path& ipc_root, std::string_view folder) {
+  auto group = open_group_ipc_dir(ipc_root, folder, {}, MissingDirs::create);
+  if (!group) return group.error();
+  for (std::string_view sub : {kMessagesDir, kTasksDir, kInputDir}) {
+    auto made = group->open_dir(sub, MissingDirs::create);
+    if (!made) return made.error();
+    if (sub == kInputDir) {
+      if (auto cleared = made->clear(); !cleared) return cleared;
+    }
   }
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    fs::remove_all(it->path(), ec);
-    if (ec) return make_error("cannot remove " + it->path().string() + ": " + ec.message());
-  }
-  if (ec) return make_error("cannot list " + input_dir.string() + ": " + ec.message());
   return {};
 }
 
-Result<void> write_snapshot(const fs::path& ipc_root, std::string_view folder,
+Result<void> clear_input_dir(const fs::path& ipc_root, std::string_view folder) {
+  if (auto valid = check_folder(folder); !valid) return valid;
+  auto group = SafeDir::open(ipc_root, fs::path(folder));
+  if (!group) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(ipc_root / folder, ec))) return {};
+    return group.error();
+  }
+  auto input = group->open_dir(kInputDir);
+  if (!input) {
+    auto there = group->stat(kInputDir);
+    if (there && !there.value()) return {};
+    return input.error();
+  }
+  return input->clear();
+}
+
+Result<void> write_snapshot(const fs::path& snapshot_root, std::string_view folder,
                             std::string_view name, std::string_view json_text) {
   if (!is_valid_group_folder(folder)) {
     return make_error("cannot write snapshot: invalid group folder '" + std::string(folder) + "'");
@@ -193,8 +155,63 @@ Result<void> write_snapshot(const fs::path& ipc_root, std::string_view folder,
     return make_error("cannot write snapshot: '" + std::string(name) +
                       "' is not a plain file name");
   }
+  // Readable by the agent, whatever uid its sandbox runs as; writable by the host only.
+  auto dir = SafeDir::open(snapshot_root, fs::path(folder), MissingDirs::create, 0755);
+  if (!dir) return dir.error();
   // Rewritten before every run: a snapshot lost to a power cut is simply written again.
-  return write_file_atomically(ipc_root / folder / name, json_text, /*durable=*/false);
+  return dir->write_file(name, json_text, Durable::no, 0644);
+}
+
+Result<std::size_t> prune_errors_dir(const SafeDir& errors, const ErrorBounds& bounds,
+                                     std::chrono::system_clock::time_point now) {
+  struct Entry {
+    std::vector<std::string> names;
+    std::int64_t changed = 0;  // nanoseconds since the epoch
+    std::uint64_t bytes = 0;
+  };
+  auto names = errors.list();
+  if (!names) return names.error();
+  std::map<std::string, Entry> entries;
+  for (const std::string& name : *names) {
+    auto info = errors.stat(name);
+    if (!info) return info.error();
+    if (!info.value()) continue;  // removed meanwhile
+    std::string key = name;
+    if (key.size() > kReasonSuffix.size() && key.ends_with(kReasonSuffix)) {
+      key.resize(key.size() - kReasonSuffix.size());
+    }
+    Entry& entry = entries[key];
+    entry.names.push_back(name);
+    const timespec& ctime = info.value()->st_ctim;
+    entry.changed = std::max<std::int64_t>(
+        entry.changed, static_cast<std::int64_t>(ctime.tv_sec) * 1'000'000'000 + ctime.tv_nsec);
+    entry.bytes += static_cast<std::uint64_t>(std::max<off_t>(info.value()->st_size, 0));
+  }
+  std::vector<Entry*> oldest_first;
+  std::uint64_t total_bytes = 0;
+  for (auto& [key, entry] : entries) {
+    oldest_first.push_back(&entry);
+    total_bytes += entry.bytes;
+  }
+  std::stable_sort(oldest_first.begin(), oldest_first.end(),
+                   [](const Entry* a, const Entry* b) { return a->changed < b->changed; });
+  const std::int64_t cutoff =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch() - bounds.max_age)
+          .count();
+  std::size_t remaining = oldest_first.size();
+  std::size_t removed = 0;
+  for (Entry* entry : oldest_first) {
+    const bool within = entry->changed >= cutoff && remaining <= bounds.max_entries &&
+                        total_bytes <= bounds.max_bytes;
+    if (within) break;
+    for (const std::string& name : entry->names) {
+      if (auto gone = errors.remove(name); !gone) return gone.error();
+    }
+    --remaining;
+    total_bytes -= entry->bytes;
+    ++removed;
+  }
+  return removed;
 }
 
 }  // namespace sb::host

@@ -43,57 +43,6 @@ struct PendingFile {
   }
 };
 
-// The file's content; nullopt if it is gone (handled or removed by someone else); an error
-// for anything that is not a regular file of acceptable size.
-Result<std::optional<std::string>> read_ipc_file(const fs::path& path) {
-  // O_NOFOLLOW: a symlink planted by an agent must not make the host read another file;
-  // O_NONBLOCK: nor must a FIFO stall the event loop.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int error = errno;
-    if (error == ENOENT) return std::optional<std::string>{};
-    if (error == ELOOP) return make_error("it is a symlink; IPC files must be regular files");
-    return make_error(std::string("cannot open it: ") + std::strerror(error));
-  }
-  struct stat info {};
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    return make_error("it is not a regular file");
-  }
-  if (static_cast<std::uint64_t>(info.st_size) > kMaxIpcFileBytes) {
-    ::close(fd);
-    return make_error("it is " + std::to_string(info.st_size) + " bytes; the limit is " +
-                      std::to_string(kMaxIpcFileBytes));
-  }
-  std::string content(static_cast<std::size_t>(info.st_size) + 1, '\0');
-  std::size_t filled = 0;
-  while (filled < content.size()) {
-    ssize_t n = ::read(fd, content.data() + filled, content.size() - filled);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      return make_error(std::string("cannot read it: ") + std::strerror(error));
-    }
-    if (n == 0) break;
-    filled += static_cast<std::size_t>(n);
-    // Still being appended to by a writer that ignores the rename rule: bound it anyway.
-    if (filled > kMaxIpcFileBytes) break;
-  }
-  ::close(fd);
-  if (filled > kMaxIpcFileBytes) {
-    return make_error("it is larger than the limit of " + std::to_string(kMaxIpcFileBytes) +
-                      " bytes");
-  }
-  content.resize(filled);
-  return std::optional<std::string>(std::move(content));
-}
-
-bool is_real_directory(const fs::path& dir) {
-  std::error_code ec;
-  return fs::symlink_status(dir, ec).type() == fs::file_type::directory;
-}
-
 }  // namespace
 
 namespace detail {
@@ -145,70 +94,108 @@ fs::path file_path(const State& state, const std::string& folder, const PendingF
   return state.root / folder / to_string(file.dir) / file.name;
 }
 
+// The handle of one of a group's request directories, opened without following symlinks.
+Result<SafeDir> request_dir(const State& state, const std::string& folder, IpcDir dir) {
+  return open_group_ipc_dir(state.root, folder, to_string(dir), MissingDirs::fail);
+}
+
 // The files waiting in a group's two directories, in the order they are to be handled.
 std::vector<PendingFile> list_pending(const State& state, const std::string& folder,
                                       const std::set<std::string>& stuck) {
   std::vector<PendingFile> files;
   for (IpcDir dir : {IpcDir::messages, IpcDir::tasks}) {
-    const fs::path path = state.root / folder / to_string(dir);
-    if (!is_real_directory(path)) {
-      spdlog::warn("ipc: {} is missing or not a directory; its requests are not read",
-                   path.string());
+    auto opened = request_dir(state, folder, dir);
+    if (!opened) {
+      spdlog::warn("ipc: {}; its requests are not read", opened.error().message);
       continue;
     }
-    std::error_code ec;
-    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string name = it->path().filename().string();
+    auto names = opened->list();
+    if (!names) {
+      spdlog::error("ipc: {}", names.error().message);
+      continue;
+    }
+    for (std::string& name : *names) {
       if (name.empty() || name.front() == '.' || stuck.count(name)) continue;
       files.push_back(PendingFile{std::move(name), dir});
     }
-    if (ec) spdlog::error("ipc: cannot list {}: {}", path.string(), ec.message());
   }
   std::sort(files.begin(), files.end());
   return files;
 }
 
-// Takes a file out of the queue for good: moved to errors/ with its reason, else deleted,
-// else remembered as stuck.
+// Keeps <ipc_root>/errors/ within its bounds (kMaxErrorEntries, kMaxErrorBytes, kMaxErrorAge).
+void prune_errors(const SafeDir& errors) {
+  auto pruned = prune_errors_dir(errors);
+  if (!pruned) {
+    spdlog::error("ipc: cannot prune {}: {}", errors.path().string(), pruned.error().message);
+  } else if (pruned.value() > 0) {
+    spdlog::info("ipc: removed {} old entr{} from {} to keep it within its bounds", pruned.value(),
+                 pruned.value() == 1 ? "y" : "ies", errors.path().string());
+  }
+}
+
+// Deletes a file (or whatever an agent put there) from a request directory; remembers it as
+// stuck when that fails, so it is not handled twice.
+void remove_or_skip(State& state, const std::string& folder, const PendingFile& file,
+                    std::string_view what) {
+  auto dir = request_dir(state, folder, file.dir);
+  Result<void> removed = dir ? dir->remove(file.name) : Result<void>(dir.error());
+  if (!removed) {
+    spdlog::error("ipc: cannot delete {} {}: {}; it is skipped from now on", what,
+                  file_path(state, folder, file).string(), removed.error().message);
+    if (auto* group = state.find_watched(folder)) group->stuck.insert(file.name);
+  }
+}
+
+// Takes a file out of the queue for good: moved to errors/ with its reason (a directory is
+// deleted instead: errors/ keeps files only), else deleted, else remembered as stuck. The
+// move is a renameat between the two directories' handles, so a symlink swapped in for the
+// request directory meanwhile makes it fail rather than move something else.
 void move_to_errors(State& state, const std::string& folder, const PendingFile& file,
                     const std::string& reason) {
   state.errors.fetch_add(1, std::memory_order_relaxed);
   const fs::path source = file_path(state, folder, file);
-  const fs::path errors_dir = state.root / kErrorsDir;
-  const fs::path target = errors_dir / (folder + "-" + file.name);
-  std::error_code ec;
-  fs::create_directories(errors_dir, ec);
-  if (!ec) fs::rename(source, target, ec);
-  if (ec) {
-    spdlog::error("ipc: cannot move {} to {}: {}; deleting it instead", source.string(),
-                  target.string(), ec.message());
-    if (!fs::remove(source, ec) && ec) {
-      spdlog::error("ipc: cannot delete {} either: {}; it is skipped from now on", source.string(),
-                    ec.message());
-      if (auto* group = state.find_watched(folder)) group->stuck.insert(file.name);
+  const std::string target = folder + "-" + file.name;
+  auto errors = SafeDir::open(state.root, fs::path(kErrorsDir), MissingDirs::create, 0700);
+  auto from = request_dir(state, folder, file.dir);
+  Result<void> moved = !errors ? Result<void>(errors.error())
+                       : !from ? Result<void>(from.error())
+                               : Result<void>();
+  if (moved) {
+    auto info = from->stat(file.name);
+    if (!info) {
+      moved = info.error();
+    } else if (!info.value()) {
+      return;  // gone meanwhile
+    } else if (S_ISDIR(info.value()->st_mode)) {
+      moved = make_error("it is a directory, which errors/ does not keep");
+    } else {
+      moved = from->rename(file.name, errors.value(), target);
     }
-    return;
   }
-  fs::path reason_file = target;
-  reason_file += ".reason";
-  auto written = write_file_atomically(reason_file, reason + "\n");
+  if (!moved) {
+    spdlog::error("ipc: cannot move {} to errors/: {}; deleting it instead", source.string(),
+                  moved.error().message);
+    remove_or_skip(state, folder, file, "the rejected file");
+  }
+  if (!errors) return;
+  std::string why = reason + "\n";
+  if (!moved) why += "(the file was deleted, not kept: " + moved.error().message + ")\n";
+  auto written = errors->write_file(target + ".reason", why);
   if (!written) spdlog::error("ipc: {}", written.error().message);
+  prune_errors(errors.value());
 }
 
 void remove_handled(State& state, const std::string& folder, const PendingFile& file) {
-  const fs::path path = file_path(state, folder, file);
-  std::error_code ec;
-  if (!fs::remove(path, ec) && ec) {
-    spdlog::error("ipc: cannot delete the handled file {}: {}; it is skipped from now on",
-                  path.string(), ec.message());
-    if (auto* group = state.find_watched(folder)) group->stuck.insert(file.name);
-  }
+  remove_or_skip(state, folder, file, "the handled file");
 }
 
 asio::awaitable<void> process_file(std::shared_ptr<State> state, std::string folder,
                                    PendingFile file) {
   const fs::path path = file_path(*state, folder, file);
-  auto content = read_ipc_file(path);
+  auto dir = request_dir(*state, folder, file.dir);
+  auto content = dir ? dir->read_file(file.name, kMaxIpcFileBytes)
+                     : Result<std::optional<std::string>>(dir.error());
   if (!content) {
     spdlog::warn("ipc: cannot take {}: {}", path.string(), content.error().message);
     move_to_errors(*state, folder, file, content.error().message);
@@ -390,6 +377,10 @@ Result<void> IpcWatcher::start() {
                       (errno == EMFILE ? " (raise fs.inotify.max_user_instances)" : ""));
   }
   state_->inotify.emplace(state_->executor, fd);
+  // What earlier runs left in errors/ is brought within its bounds now, not at the next error.
+  if (auto errors = SafeDir::open(state_->root, fs::path(kErrorsDir)); errors) {
+    prune_errors(errors.value());
+  }
   auto on_done = [](std::exception_ptr error) {
     if (!error) return;
     try {
@@ -425,13 +416,12 @@ Result<void> IpcWatcher::watch_group(std::string_view folder_view) {
   const IpcDir dirs[2] = {IpcDir::messages, IpcDir::tasks};
   for (int i = 0; i < 2; ++i) {
     const fs::path path = state_->root / folder / to_string(dirs[i]);
-    std::error_code ec;
-    fs::create_directories(path, ec);
-    if (ec || !is_real_directory(path)) {
+    auto made = open_group_ipc_dir(state_->root, folder, to_string(dirs[i]), MissingDirs::create);
+    if (!made) {
       if (i == 1) ::inotify_rm_watch(inotify_fd, wds[0]);
-      return make_error("cannot watch " + path.string() + ": " +
-                        (ec ? ec.message() : "it is not a directory (a symlink is refused)"));
+      return make_error("cannot watch " + path.string() + ": " + made.error().message);
     }
+    // IN_DONT_FOLLOW|IN_ONLYDIR: the directory just checked, not a symlink put in its place.
     wds[i] = ::inotify_add_watch(inotify_fd, path.c_str(), kWatchMask);
     if (wds[i] < 0) {
       int error = errno;

@@ -9,7 +9,9 @@
 //  - the group is looked up by folder (the directory is the writer's identity); an unknown
 //    folder, a file that is not a regular file, larger than kMaxIpcFileBytes or that does not
 //    parse (parse_ipc_request) is moved to <ipc_root>/errors/<folder>-<name>, with the reason
-//    in <folder>-<name>.reason beside it, and counted in `errors`;
+//    in <folder>-<name>.reason beside it, and counted in `errors` (a directory is deleted
+//    instead, its reason kept); errors/ is then pruned to its bounds (prune_errors_dir), as
+//    it is at start();
 //  - a request the group may not make (authorize) is deleted, logged with the reason and
 //    counted in `refused`; the handler is not called;
 //  - otherwise the handler runs; when it returns success the file is deleted and counted in
@@ -17,8 +19,10 @@
 // A lost inotify queue (IN_Q_OVERFLOW) rescans every watched group, and watch_group scans at
 // once, so files written while the host was down are handled too.
 //
-// Files are read on the event loop with plain blocking reads: they are at most 1 MiB and
-// normally a few hundred bytes.
+// The group directories are writable by agents: every file is read, moved and deleted
+// through a handle opened without following symlinks (SafeDir), a symlink or anything but a
+// regular file is never read, and reads stop at kMaxIpcFileBytes. Files are read on the event
+// loop with plain blocking reads: they are at most 1 MiB and normally a few hundred bytes.
 //
 // Threading: construct, call every member and destroy on the event-loop thread (the
 // executor's). The handler, the lookup and the view are called on that thread. counters()
@@ -65,8 +69,9 @@ class IpcWatcher {
   IpcWatcher(const IpcWatcher&) = delete;
   IpcWatcher& operator=(const IpcWatcher&) = delete;
 
-  // Opens the inotify instance and starts reading its events. Fails (e.g. the per-user limit
-  // of inotify instances is reached) with a message saying what to raise. Call once.
+  // Prunes <ipc_root>/errors/ to its bounds, opens the inotify instance and starts reading
+  // its events. Fails (e.g. the per-user limit of inotify instances is reached) with a
+  // message saying what to raise. Call once.
   Result<void> start();
 
   // Watches <ipc_root>/<folder>/messages and /tasks (creating them if missing) and then,

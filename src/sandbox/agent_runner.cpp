@@ -1,11 +1,11 @@
 #include "sandbox/agent_runner.h"
 
+#include <errno.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <array>
-#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -29,6 +29,7 @@ constexpr std::size_t kMaxStderrLogged = 1024 * 1024;
 constexpr std::size_t kStderrTailLines = 10;
 // `rm -f` of a killed container; a runtime that hangs longer is killed too.
 constexpr auto kContainerRemoveTimeout = std::chrono::seconds(30);
+constexpr std::string_view kCloseRequestName = "_close";  // docs/agent-protocol.md
 
 std::string seconds(milliseconds duration) {
   return fmt::format("{:g} s", static_cast<double>(duration.count()) / 1000.0);
@@ -58,12 +59,14 @@ asio::awaitable<RunOutcome> AgentRun::run() {
   started_at_ = steady_clock::now();
 
   if (!spec_.log_file.empty()) {
-    std::error_code ec;
-    fs::create_directories(spec_.log_file.parent_path(), ec);
-    log_.open(spec_.log_file, std::ios::app);
-    if (!log_) {
-      spdlog::warn("[{}] cannot open the agent run log {}; running without it", spec_.group,
-                   spec_.log_file.string());
+    auto dir = open_below_host_dir(spec_.log_file.parent_path(), 0700);
+    auto opened = dir ? dir->open_append(spec_.log_file.filename().string(), 0600)
+                      : Result<UniqueFd>(dir.error());
+    if (opened) {
+      log_ = std::move(opened).value();
+    } else {
+      spdlog::warn("[{}] cannot open the agent run log {}: {}; running without it", spec_.group,
+                   spec_.log_file.string(), opened.error().message);
     }
   }
   const LaunchCommand launch = launch_command(spec_.runtime, spec_.sandbox);
@@ -347,18 +350,12 @@ void AgentRun::request_close() {
     spdlog::warn("[{}] cannot ask the agent to close: no IPC input directory", spec_.group);
     return;
   }
-  static std::atomic<unsigned> counter{0};
-  const fs::path temp =
-      spec_.input_dir / fmt::format(".close-{}-{}.tmp", ::getpid(), counter.fetch_add(1));
-  std::error_code ec;
-  fs::create_directories(spec_.input_dir, ec);
-  std::ofstream(temp).close();
-  fs::rename(temp, spec_.input_dir / "_close", ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    spdlog::warn("[{}] cannot write {}: {}", spec_.group, (spec_.input_dir / "_close").string(),
-                 ec.message());
-    log("close request failed: " + ec.message());
+  auto input = open_below_host_dir(spec_.input_dir, 0777);
+  auto written =
+      input ? input->write_file(kCloseRequestName, "", Durable::no) : Result<void>(input.error());
+  if (!written) {
+    spdlog::warn("[{}] cannot ask the agent to close: {}", spec_.group, written.error().message);
+    log("close request failed: " + written.error().message);
     return;
   }
   log("close requested");
@@ -376,14 +373,29 @@ void AgentRun::stop() {
   escalate();
 }
 
+Result<SafeDir> AgentRun::open_below_host_dir(const fs::path& dir, mode_t mode) const {
+  const fs::path below = dir.lexically_relative(spec_.host_dir);
+  if (spec_.host_dir.empty() || below.empty() || *below.begin() == "..") {
+    return make_error(dir.string() + " is not below the host's own directory '" +
+                      spec_.host_dir.string() + "'; refusing to write there");
+  }
+  return SafeDir::open(spec_.host_dir, below, MissingDirs::create, mode);
+}
+
 void AgentRun::log(std::string_view line) {
-  if (!log_.is_open()) return;
+  if (!log_.valid()) return;
   const auto elapsed =
       started_at_ == steady_clock::time_point{}
           ? 0
           : std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_at_).count();
-  log_ << '+' << elapsed << "ms " << line << '\n';
-  log_.flush();
+  std::string text = fmt::format("+{}ms {}\n", elapsed, line);
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(log_.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a full disk loses log lines, never the run
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
 }
 
 Result<std::size_t> cleanup_leftovers(Runtime runtime, std::string_view instance_label) {

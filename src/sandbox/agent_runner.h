@@ -29,7 +29,6 @@
 #include <cstddef>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -37,6 +36,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/safe_files.h"
 #include "sandbox/output_parser.h"
 #include "sandbox/process.h"
 #include "sandbox/sandbox_command.h"
@@ -47,9 +47,15 @@ struct RunSpec {
   Runtime runtime = Runtime::bwrap;
   SandboxSpec sandbox;
   std::string input_json;  // written to the agent's stdin as is
+  // A directory of the host's that no agent can write (the daemon's data_dir); input_dir and
+  // log_file must lie below it. Every component below it is opened without following
+  // symlinks (common/safe_files.h): an agent that swaps its input/ for a symlink makes the
+  // close request fail instead of land elsewhere.
+  std::filesystem::path host_dir;
   // Host path of the agent's IPC input/ directory (where _close goes); created if missing.
   std::filesystem::path input_dir;
-  // The run's log (parent directories created, appended to); empty: no log file.
+  // The run's log, in a directory agents cannot write: directories created (0700), the file
+  // appended to (0600, O_NOFOLLOW); empty: no log file.
   std::filesystem::path log_file;
   std::chrono::milliseconds hard_timeout{std::chrono::minutes(30)};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
@@ -87,9 +93,10 @@ class AgentRun {
   // failure, for instance, is success=false with the reason in `error`).
   boost::asio::awaitable<RunOutcome> run();
 
-  // Asks the agent to finish by creating input_dir/_close (temp file + rename, so the agent
-  // never sees a partial file). Idempotent: only the first call writes. A failure to write
-  // is logged.
+  // Asks the agent to finish by creating input_dir/_close (an O_EXCL temporary with a random
+  // name, renamed into place through the directory's handle, so the agent never sees a
+  // partial file and a symlink it planted is never followed). Idempotent: only the first call
+  // writes. A failure to write is logged.
   void request_close();
 
   // Tells the run that a follow-up was put into input/: the idle timer stops until the next
@@ -118,6 +125,9 @@ class AgentRun {
   void escalate();
   void kill_now();
   void log(std::string_view line);
+  // Opens `dir`, which must lie below spec_.host_dir, from host_dir down without following
+  // symlinks, creating what is missing with `mode`.
+  Result<SafeDir> open_below_host_dir(const std::filesystem::path& dir, mode_t mode) const;
   RunOutcome outcome(const ExitStatus& status) const;
 
   boost::asio::any_io_executor executor_;
@@ -125,7 +135,7 @@ class AgentRun {
   ResultHandler on_result_;
   OutputParser parser_;
   std::unique_ptr<Process> process_;
-  std::ofstream log_;
+  UniqueFd log_;
   std::chrono::steady_clock::time_point started_at_;
 
   boost::asio::steady_timer hard_timer_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -95,6 +96,7 @@ class AgentRunTest : public ::testing::TestWithParam<Runtime> {
                               {"chatJid", "http:alice"},  {"isMain", false},
                               {"isScheduledTask", false}, {"assistantName", "Andy"}};
     s.input_json = boost::json::serialize(input);
+    s.host_dir = root_.path();
     s.input_dir = input_dir();
     s.log_file = log_file();
     s.hard_timeout = 10s;
@@ -319,8 +321,79 @@ TEST_P(AgentRunTest, AMissingProgramIsAClearError) {
       << record.outcome.error;
 }
 
+TEST_P(AgentRunTest, DoesNotWriteItsLogThroughASymlinkedLogDirectory) {
+  const fs::path outside = root_.path() / "outside";
+  fs::create_directories(outside);
+  fs::create_directory_symlink(outside, root_.path() / "logs");
+  const auto record = run(spec("reply hello"), close_after(1));
+  EXPECT_TRUE(record.outcome.success) << record.outcome.error;  // the run goes on without it
+  EXPECT_TRUE(fs::is_empty(outside));
+}
+
 INSTANTIATE_TEST_SUITE_P(Runtimes, AgentRunTest, ::testing::Values(Runtime::bwrap, Runtime::none),
                          [](const auto& info) { return std::string(to_string(info.param)); });
+
+// request_close() against an agent that plants symlinks in its input/ (issue 12): nothing
+// outside the agent's own directories may be created, truncated or written. No process is
+// needed: the close request is a file the host writes.
+class AgentRunClose : public ::testing::Test {
+ protected:
+  AgentRunClose() {
+    fs::create_directories(input_dir());
+    fs::create_directories(outside());
+    std::ofstream(host_file()) << "the host's data";
+  }
+  fs::path input_dir() const { return root_.path() / "ipc" / "family" / "input"; }
+  fs::path outside() const { return root_.path() / "outside"; }
+  fs::path host_file() const { return root_.path() / "host-file"; }
+
+  void request_close() {
+    asio::io_context io;
+    RunSpec spec;
+    spec.host_dir = root_.path();
+    spec.input_dir = input_dir();
+    spec.group = "family";
+    AgentRun run(io.get_executor(), std::move(spec), {});
+    run.request_close();
+  }
+
+  sb::test::TempDir root_;
+};
+
+TEST_F(AgentRunClose, WritesAnEmptyCloseFile) {
+  request_close();
+  EXPECT_TRUE(fs::is_regular_file(input_dir() / "_close"));
+  EXPECT_EQ(fs::file_size(input_dir() / "_close"), 0u);
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(input_dir())) ++entries;
+  EXPECT_EQ(entries, 1u) << "no temporary left behind";
+}
+
+TEST_F(AgentRunClose, DoesNotFollowAnInputDirectoryReplacedByASymlink) {
+  fs::remove(input_dir());
+  fs::create_directory_symlink(outside(), input_dir());
+  request_close();
+  EXPECT_TRUE(fs::is_empty(outside()));
+}
+
+TEST_F(AgentRunClose, DoesNotWriteThroughACloseFilePlantedAsASymlink) {
+  fs::create_symlink(host_file(), input_dir() / "_close");
+  request_close();
+  EXPECT_EQ(slurp(host_file()), "the host's data");
+  EXPECT_FALSE(fs::is_symlink(input_dir() / "_close"));
+}
+
+TEST_F(AgentRunClose, DoesNotTruncateAFileThroughAGuessedTemporaryName) {
+  // The attack that worked: the temporary's name was `.close-<pid>-<n>.tmp`, opened without
+  // O_NOFOLLOW|O_EXCL, so a symlink planted under it had the host truncate the target.
+  for (int n = 0; n < 64; ++n) {
+    fs::create_symlink(host_file(), input_dir() / (".close-" + std::to_string(::getpid()) + "-" +
+                                                   std::to_string(n) + ".tmp"));
+  }
+  request_close();
+  EXPECT_EQ(slurp(host_file()), "the host's data");
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(input_dir() / "_close")));
+}
 
 // What only a real sandbox can promise.
 class BwrapSandbox : public AgentRunTest {};

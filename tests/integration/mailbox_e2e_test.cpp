@@ -45,7 +45,7 @@ bool eventually(Fn done, std::chrono::milliseconds limit = 30s) {
 // The agents' run logs of the group, for failure messages.
 std::string run_logs(const std::filesystem::path& dir, const std::string& group) {
   std::string out;
-  const auto logs = dir / "data" / "groups" / group / "logs";
+  const auto logs = dir / "data" / "logs" / group;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(logs, ec)) {
     std::ifstream in(entry.path());

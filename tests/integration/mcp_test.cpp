@@ -165,8 +165,10 @@ class McpEndToEnd : public ::testing::Test {
 
   std::vector<std::string> mcp_env() const {
     return {"SWITCHBOARD_IPC_DIR=" + ipc_dir.string(),
+            "SWITCHBOARD_SNAPSHOT_DIR=" + (dir.path() / "data" / "snapshots" / "family").string(),
             "SWITCHBOARD_WORKSPACE=" + (dir.path() / "data" / "groups" / "family").string(),
-            "SWITCHBOARD_GROUP_FOLDER=family", "SWITCHBOARD_CHAT_JID=http:alice",
+            "SWITCHBOARD_GROUP_FOLDER=family",
+            "SWITCHBOARD_CHAT_JID=http:alice",
             "SWITCHBOARD_IS_MAIN=0"};
   }
 

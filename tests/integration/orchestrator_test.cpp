@@ -98,13 +98,16 @@ TEST_F(Orchestrator, AMessageReachesTheAgentAndItsReplyComesBack) {
   auto got = replies("http:alice", 1);
   ASSERT_EQ(got.size(), 1u) << daemon->log();
   EXPECT_EQ(got[0], "hello from the sandbox");
-  // The run left its log in the group's folder.
+  // The run left its log in the host's log directory, not in the agent-writable group folder.
   bool has_log = false;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(dir.path() / "data/groups/family/logs")) {
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path() / "data/logs/family")) {
     has_log |= entry.path().filename().string().starts_with("agent-");
   }
   EXPECT_TRUE(has_log);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data/groups/family/logs"));
+  // The snapshots are the host's too: beside the run logs, not in the agent's IPC directory.
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "data/snapshots/family/current_tasks.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data/ipc/family/current_tasks.json"));
 }
 
 TEST_F(Orchestrator, AFollowUpReachesTheRunningAgentInsteadOfANewOne) {

@@ -54,8 +54,8 @@ ModelResponse tool_answer(const std::string& name, boost::json::object input,
 class NoteTool final : public Tool {
  public:
   // `seen` and `follow_up` belong to the test: the loop owns (and destroys) the tool.
-  NoteTool(fs::path input_dir, std::vector<std::string>& seen, std::string& follow_up)
-      : seen(seen), follow_up(follow_up), input_dir_(std::move(input_dir)) {
+  NoteTool(fs::path ipc_root, std::vector<std::string>& seen, std::string& follow_up)
+      : seen(seen), follow_up(follow_up), ipc_root_(std::move(ipc_root)) {
     spec_.name = "note";
     spec_.description = "notes a text";
     spec_.input_schema = {{"type", "object"}};
@@ -66,7 +66,7 @@ class NoteTool final : public Tool {
     if (!text || !text->is_string()) return ToolOutput::error("text is required");
     seen.emplace_back(text->get_string());
     if (!follow_up.empty()) {
-      EXPECT_TRUE(host::write_input_message(input_dir_, follow_up).ok());
+      EXPECT_TRUE(host::write_input_message(ipc_root_, "family", follow_up).ok());
       follow_up.clear();
     }
     return {"noted " + seen.back(), false};
@@ -77,7 +77,7 @@ class NoteTool final : public Tool {
 
  private:
   ToolSpec spec_;
-  fs::path input_dir_;
+  fs::path ipc_root_;
 };
 
 std::string all_text(const ModelRequest& request) {
@@ -98,15 +98,16 @@ class AgentLoopTest : public ::testing::Test {
     input.chat_jid = "http:alice";
   }
 
-  fs::path input_dir() const { return dir.path() / "ipc" / "input"; }
+  fs::path ipc_root() const { return dir.path() / "ipc"; }
+  fs::path input_dir() const { return ipc_root() / "family" / "input"; }
 
   // Runs the loop (with _close already waiting unless `close` is false); its exit status.
   int run(bool close = true) {
     if (close) {
-      EXPECT_TRUE(host::write_close_request(input_dir()).ok());
+      EXPECT_TRUE(host::write_close_request(ipc_root(), "family").ok());
     }
     ToolList tools;
-    tools.push_back(std::make_unique<NoteTool>(input_dir(), seen, follow_up));
+    tools.push_back(std::make_unique<NoteTool>(ipc_root(), seen, follow_up));
     context.workspace = dir.path() / "group";
     context.max_output_bytes = 1000;
     AgentEnvironment env;
@@ -211,7 +212,7 @@ TEST_F(AgentLoopTest, AFollowUpArrivingWhileItWorksReachesTheModelInTheSameTurn)
 }
 
 TEST_F(AgentLoopTest, FollowUpsWaitingAtTheStartJoinTheFirstTurn) {
-  ASSERT_TRUE(host::write_input_message(input_dir(), "second question").ok());
+  ASSERT_TRUE(host::write_input_message(ipc_root(), "family", "second question").ok());
   model.script.push_back(text_answer("first answer"));
   model.script.push_back(text_answer("second answer"));
   EXPECT_EQ(run(), 0);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <string>
 
 #include "support/orchestrator_fixture.h"
 
@@ -59,7 +60,9 @@ TEST_F(GroupsTest, CreatingAGroupMakesItsFoldersAndMemoryAndFindsItByChat) {
   ASSERT_TRUE(std::holds_alternative<GroupRecord>(created));
   const auto root = dir.path() / "data";
   EXPECT_TRUE(std::filesystem::is_regular_file(root / "groups/family/CLAUDE.md"));
-  EXPECT_TRUE(std::filesystem::is_directory(root / "groups/family/logs"));
+  EXPECT_TRUE(std::filesystem::is_directory(root / "groups/family/conversations"));
+  // Run logs are the host's: they live in data/logs/<folder>, where no agent writes.
+  EXPECT_FALSE(std::filesystem::exists(root / "groups/family/logs"));
   EXPECT_TRUE(std::filesystem::is_directory(root / "groups/global"));
   EXPECT_TRUE(std::filesystem::is_directory(root / "ipc/family"));
   EXPECT_TRUE(std::filesystem::is_directory(root / "sessions/family"));
@@ -70,6 +73,32 @@ TEST_F(GroupsTest, CreatingAGroupMakesItsFoldersAndMemoryAndFindsItByChat) {
   GroupRegistry reloaded(reader, writer, GroupPaths{root}, "Andy");
   reloaded.load();
   EXPECT_NE(reloaded.find("family"), nullptr);
+}
+
+TEST_F(GroupsTest, KeepsAnExistingMemoryFile) {
+  const auto group_dir = dir.path() / "data/groups/family";
+  std::filesystem::create_directories(group_dir);
+  std::ofstream(group_dir / "CLAUDE.md") << "remember the milk\n";
+  ASSERT_TRUE(std::holds_alternative<GroupRecord>(create("family", {"http:alice"})));
+  std::ifstream in(group_dir / "CLAUDE.md");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "remember the milk");
+}
+
+TEST_F(GroupsTest, DoesNotCreateTheMemoryFileThroughADanglingSymlink) {
+  // An agent left CLAUDE.md as a symlink to a file that does not exist yet, outside its
+  // folder; the host must not create that file at start-up.
+  const auto group_dir = dir.path() / "data/groups/family";
+  const auto outside = dir.path() / "outside";
+  std::filesystem::create_directories(group_dir);
+  std::filesystem::create_directories(outside);
+  std::filesystem::create_symlink(outside / "planted", group_dir / "CLAUDE.md");
+  ASSERT_TRUE(std::holds_alternative<GroupRecord>(create("family", {"http:alice"})));
+  GroupRegistry reloaded(reader, writer, GroupPaths{dir.path() / "data"}, "Andy");
+  reloaded.load();
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(outside / "planted")));
+  EXPECT_TRUE(std::filesystem::is_symlink(group_dir / "CLAUDE.md"));
 }
 
 TEST_F(GroupsTest, NewChatsStartAfterTheNewestMessageSoHistoryIsNotReplayed) {

@@ -41,6 +41,7 @@ class HostTools : public ::testing::Test {
  protected:
   void SetUp() override {
     context.ipc_dir = temp.path();
+    context.snapshot_dir = temp.path() / "snapshots";
     context.workspace = temp.path() / "group";
     context.group_folder = "family";
     context.chat_jid = "http:alice";
@@ -79,7 +80,8 @@ class HostTools : public ::testing::Test {
   }
 
   void write_snapshot(std::string_view text) {
-    std::ofstream(temp.path() / "current_tasks.json", std::ios::binary) << text;
+    fs::create_directories(context.snapshot_dir);
+    std::ofstream(context.snapshot_dir / "current_tasks.json", std::ios::binary) << text;
   }
 
   test::TempDir temp;
@@ -307,6 +309,20 @@ TEST_F(HostTools, ToolsReportAMissingIpcDirectoryInsteadOfWritingElsewhere) {
   ToolOutput out = call("send_message", {{"text", "hi"}});
   EXPECT_TRUE(out.is_error);
   EXPECT_THAT(out.text, HasSubstr("SWITCHBOARD_IPC_DIR"));
+}
+
+TEST_F(HostTools, ListTasksReadsTheSnapshotDirectoryNotTheIpcDirectory) {
+  // An agent can write its IPC directory; a task list planted there must not be shown.
+  std::ofstream(temp.path() / "current_tasks.json", std::ios::binary)
+      << R"([{"id":"task-planted","status":"active"}])";
+  context.snapshot_dir.clear();
+  ToolOutput unset = call("list_tasks", json::object{});
+  EXPECT_TRUE(unset.is_error);
+  EXPECT_THAT(unset.text, HasSubstr("SWITCHBOARD_SNAPSHOT_DIR"));
+  context.snapshot_dir = temp.path() / "snapshots";
+  write_snapshot("[]");
+  ToolOutput out = call("list_tasks", json::object{});
+  EXPECT_THAT(out.text, ::testing::Not(HasSubstr("task-planted")));
 }
 
 TEST_F(HostTools, ListTasksSaysWhenTheSnapshotIsMissing) {

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/temp_dir.h"
 
@@ -80,27 +81,54 @@ TEST(IpcFiles, FileNamesHaveTheDocumentedShapeAndSortInCreationOrder) {
 
 TEST(IpcFiles, WritesAFollowUpMessageAsJson) {
   test::TempDir temp;
-  ASSERT_TRUE(write_input_message(temp.path(), "line one\n\"quoted\" \xc3\xa9").ok());
-  auto names = entries(temp.path());
+  ASSERT_TRUE(write_input_message(temp.path(), "alice", "line one\n\"quoted\" \xc3\xa9").ok());
+  const fs::path input = temp.path() / "alice" / "input";
+  auto names = entries(input);
   ASSERT_EQ(names.size(), 1u);
   EXPECT_THAT(names[0], testing::EndsWith(".json"));
-  auto value = boost::json::parse(read_file(temp.path() / names[0]));
+  auto value = boost::json::parse(read_file(input / names[0]));
   EXPECT_EQ(value.at("type").as_string(), "message");
   EXPECT_EQ(value.at("text").as_string(), "line one\n\"quoted\" \xc3\xa9");
 }
 
 TEST(IpcFiles, WritesAnEmptyCloseRequest) {
   test::TempDir temp;
-  ASSERT_TRUE(write_close_request(temp.path()).ok());
-  EXPECT_EQ(entries(temp.path()), std::vector<std::string>{"_close"});
-  EXPECT_EQ(fs::file_size(temp.path() / "_close"), 0u);
+  ASSERT_TRUE(write_close_request(temp.path(), "alice").ok());
+  const fs::path input = temp.path() / "alice" / "input";
+  EXPECT_EQ(entries(input), std::vector<std::string>{"_close"});
+  EXPECT_EQ(fs::file_size(input / "_close"), 0u);
+}
+
+// The attacks of issue 12 on input/: the agent replaces input/ with a symlink to a directory
+// of the host's, or plants `_close` (or the follow-up's name) as a symlink to a host file.
+TEST(IpcFiles, NeverWritesThroughASymlinkedInputDirectory) {
+  test::TempDir temp;
+  const fs::path outside = temp.path() / "outside";
+  fs::create_directories(outside);
+  fs::create_directories(temp.path() / "ipc" / "alice");
+  fs::create_directory_symlink(outside, temp.path() / "ipc" / "alice" / "input");
+  EXPECT_FALSE(write_close_request(temp.path() / "ipc", "alice").ok());
+  EXPECT_FALSE(write_input_message(temp.path() / "ipc", "alice", "hi").ok());
+  EXPECT_TRUE(entries(outside).empty());
+}
+
+TEST(IpcFiles, ReplacesAPlantedCloseSymlinkWithoutTouchingItsTarget) {
+  test::TempDir temp;
+  const fs::path host_file = temp.path() / "host-file";
+  std::ofstream(host_file) << "the host's data";
+  const fs::path input = temp.path() / "ipc" / "alice" / "input";
+  fs::create_directories(input);
+  fs::create_symlink(host_file, input / "_close");
+  ASSERT_TRUE(write_close_request(temp.path() / "ipc", "alice").ok());
+  EXPECT_EQ(read_file(host_file), "the host's data");
+  EXPECT_FALSE(fs::is_symlink(input / "_close"));
 }
 
 TEST(IpcFiles, CreatesTheGroupLayoutAndClearsStaleInput) {
   test::TempDir temp;
   const fs::path input = temp.path() / "alice" / "input";
-  ASSERT_TRUE(write_input_message(input, "stale").ok());
-  ASSERT_TRUE(write_close_request(input).ok());
+  ASSERT_TRUE(write_input_message(temp.path(), "alice", "stale").ok());
+  ASSERT_TRUE(write_close_request(temp.path(), "alice").ok());
   ASSERT_TRUE(write_ipc_file(temp.path() / "alice" / "messages", "{}").ok());
 
   ASSERT_TRUE(ensure_group_ipc_dirs(temp.path(), "alice").ok());
@@ -109,6 +137,23 @@ TEST(IpcFiles, CreatesTheGroupLayoutAndClearsStaleInput) {
   EXPECT_TRUE(entries(input).empty());
   // Requests an agent left before a crash are the host's to handle, not to drop.
   EXPECT_EQ(entries(temp.path() / "alice" / "messages").size(), 1u);
+}
+
+TEST(IpcFiles, ClearingInputRemovesPlantedLinksAndTreesButNothingTheyPointTo) {
+  test::TempDir temp;
+  const fs::path outside = temp.path() / "outside";
+  fs::create_directories(outside / "dir");
+  std::ofstream(outside / "file") << "keep";
+  std::ofstream(outside / "dir" / "inner") << "keep";
+  const fs::path input = temp.path() / "ipc" / "alice" / "input";
+  fs::create_directories(input / "sub" / "subsub");
+  fs::create_directory_symlink(outside / "dir", input / "linked-dir");
+  fs::create_directory_symlink(outside / "dir", input / "sub" / "subsub" / "linked-dir");
+  fs::create_symlink(outside / "file", input / "linked-file");
+  ASSERT_TRUE(clear_input_dir(temp.path() / "ipc", "alice").ok());
+  EXPECT_TRUE(entries(input).empty());
+  EXPECT_EQ(read_file(outside / "file"), "keep");
+  EXPECT_EQ(read_file(outside / "dir" / "inner"), "keep");
 }
 
 TEST(IpcFiles, RefusesAGroupLayoutWithASymlinkedDirectory) {
@@ -134,17 +179,77 @@ TEST(IpcFiles, RefusesInvalidGroupFolders) {
 
 TEST(IpcFiles, ClearingAMissingInputDirectoryIsFine) {
   test::TempDir temp;
-  EXPECT_TRUE(clear_input_dir(temp.path() / "nothing-here").ok());
+  EXPECT_TRUE(clear_input_dir(temp.path(), "nothing-here").ok());
+  fs::create_directories(temp.path() / "alice");
+  EXPECT_TRUE(clear_input_dir(temp.path(), "alice").ok());
 }
 
-TEST(IpcFiles, WritesSnapshotsBesideTheGroupDirectories) {
+TEST(IpcFiles, WritesSnapshotsIntoTheGroupsSnapshotDirectory) {
   test::TempDir temp;
-  ASSERT_TRUE(write_snapshot(temp.path(), "alice", kCurrentTasksSnapshot, "[]").ok());
-  EXPECT_EQ(read_file(temp.path() / "alice" / "current_tasks.json"), "[]");
-  EXPECT_FALSE(write_snapshot(temp.path(), "alice", "../escape.json", "[]").ok());
-  EXPECT_FALSE(write_snapshot(temp.path(), "alice", ".hidden", "[]").ok());
-  EXPECT_FALSE(write_snapshot(temp.path(), "..", "x.json", "[]").ok());
-  EXPECT_FALSE(fs::exists(temp.path() / "escape.json"));
+  const fs::path snapshots = temp.path() / "snapshots";
+  ASSERT_TRUE(write_snapshot(snapshots, "alice", kCurrentTasksSnapshot, "[]").ok());
+  EXPECT_EQ(read_file(snapshots / "alice" / "current_tasks.json"), "[]");
+  EXPECT_FALSE(write_snapshot(snapshots, "alice", "../escape.json", "[]").ok());
+  EXPECT_FALSE(write_snapshot(snapshots, "alice", ".hidden", "[]").ok());
+  EXPECT_FALSE(write_snapshot(snapshots, "..", "x.json", "[]").ok());
+  EXPECT_FALSE(fs::exists(snapshots / "escape.json"));
+  EXPECT_FALSE(fs::exists(temp.path() / "x.json"));
+}
+
+// Errors directory fixtures: `count` entries (a file and its .reason), oldest first, each
+// `bytes` long. The sleeps give each entry its own change time.
+void plant_errors(const fs::path& errors, int count, std::size_t bytes) {
+  fs::create_directories(errors);
+  for (int i = 0; i < count; ++i) {
+    const std::string name = "alice-" + std::to_string(1000 + i) + ".json";
+    std::ofstream(errors / name) << std::string(bytes, 'x');
+    std::ofstream(errors / (name + ".reason")) << "bad\n";
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+}
+
+SafeDir open_errors(const fs::path& errors) {
+  auto dir = SafeDir::open(errors);
+  EXPECT_TRUE(dir.ok());
+  return std::move(dir).value();
+}
+
+TEST(IpcFiles, PrunesTheOldestErrorsBeyondTheCountWithTheirReasons) {
+  test::TempDir temp;
+  const fs::path errors = temp.path() / "errors";
+  plant_errors(errors, 5, 10);
+  ErrorBounds bounds;
+  bounds.max_entries = 3;
+  auto pruned = prune_errors_dir(open_errors(errors), bounds);
+  ASSERT_TRUE(pruned.ok()) << pruned.error().message;
+  EXPECT_EQ(pruned.value(), 2u);
+  EXPECT_EQ(entries(errors),
+            (std::vector<std::string>{"alice-1002.json", "alice-1002.json.reason",
+                                      "alice-1003.json", "alice-1003.json.reason",
+                                      "alice-1004.json", "alice-1004.json.reason"}));
+}
+
+TEST(IpcFiles, PrunesTheOldestErrorsBeyondTheBytes) {
+  test::TempDir temp;
+  const fs::path errors = temp.path() / "errors";
+  plant_errors(errors, 4, 4000);
+  ErrorBounds bounds;
+  bounds.max_bytes = 9000;  // two entries of 4004 bytes fit, three do not
+  ASSERT_EQ(prune_errors_dir(open_errors(errors), bounds).value(), 2u);
+  EXPECT_EQ(entries(errors).size(), 4u);
+  EXPECT_TRUE(fs::exists(errors / "alice-1003.json"));
+}
+
+TEST(IpcFiles, PrunesErrorsOlderThanTheAgeLimit) {
+  test::TempDir temp;
+  const fs::path errors = temp.path() / "errors";
+  plant_errors(errors, 3, 10);
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(prune_errors_dir(open_errors(errors), {}, now).value(), 0u);
+  EXPECT_EQ(
+      prune_errors_dir(open_errors(errors), {}, now + kMaxErrorAge + std::chrono::hours(1)).value(),
+      3u);
+  EXPECT_TRUE(entries(errors).empty());
 }
 
 }  // namespace

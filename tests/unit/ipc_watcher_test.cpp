@@ -11,6 +11,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -324,8 +325,60 @@ TEST_F(IpcWatcherTest, MovesAnOversizedFileToErrors) {
   ASSERT_TRUE(file.ok());
   ASSERT_TRUE(run_until([&] { return counters().errors == 1; }));
   EXPECT_THAT(read_file(errors() / ("alice-" + file.value().filename().string() + ".reason")),
-              HasSubstr("the limit is 1048576"));
+              HasSubstr("limit of 1048576"));
   EXPECT_TRUE(handled_.empty());
+}
+
+TEST_F(IpcWatcherTest, DeletesADirectoryPlantedAsARequestAndKeepsItsReason) {
+  fs::create_directories(messages("alice") / "0001.json" / "inside");
+  write_plain(messages("alice") / "0001.json" / "inside" / "data", "x");
+  watch("alice");
+  ASSERT_TRUE(run_until([&] { return counters().errors == 1; }));
+  EXPECT_FALSE(fs::exists(messages("alice") / "0001.json"));
+  EXPECT_EQ(entries(errors()), std::vector<std::string>{"alice-0001.json.reason"});
+  EXPECT_THAT(read_file(errors() / "alice-0001.json.reason"), HasSubstr("not a regular file"));
+}
+
+// `count` rejected entries (a file and its .reason) whose names sort in the order planted.
+void plant_errors(const fs::path& errors, std::size_t count) {
+  fs::create_directories(errors);
+  for (std::size_t i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "old-%05zu.json", i);
+    write_plain(errors / name, "{}");
+    write_plain(errors / (std::string(name) + ".reason"), "bad\n");
+  }
+}
+
+std::optional<IpcSource> no_group(std::string_view) { return std::nullopt; }
+
+asio::awaitable<Result<void>> handle_nothing(const IpcSource&, const IpcRequest&) {
+  co_return Result<void>{};
+}
+
+TEST_F(IpcWatcherTest, BoundsTheErrorsDirectoryAtStartUp) {
+  watcher_.reset();
+  plant_errors(errors(), kMaxErrorEntries + 5);
+  IpcWatcher restarted(io_.get_executor(), root_, no_group, IpcView{}, handle_nothing);
+  ASSERT_TRUE(restarted.start().ok());
+  EXPECT_EQ(entries(errors()).size(), 2 * kMaxErrorEntries);
+  EXPECT_FALSE(fs::exists(errors() / "old-00004.json"));
+  EXPECT_FALSE(fs::exists(errors() / "old-00004.json.reason"));
+  EXPECT_TRUE(fs::exists(errors() / "old-00005.json"));
+}
+
+TEST_F(IpcWatcherTest, BoundsTheErrorsDirectoryWhenAFileIsMovedThere) {
+  plant_errors(errors(), kMaxErrorEntries);
+  // The planted entries are older than the file moved next, whatever the clock's resolution.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  watch("alice");
+  auto file = write_ipc_file(messages("alice"), "{not json");
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(run_until([&] { return counters().errors == 1; }));
+  EXPECT_EQ(entries(errors()).size(), 2 * kMaxErrorEntries);
+  EXPECT_FALSE(fs::exists(errors() / "old-00000.json"));
+  EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.value().filename().string())));
+  EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.value().filename().string() + ".reason")));
 }
 
 TEST_F(IpcWatcherTest, UnwatchStopsDeliveryUntilWatchedAgain) {

@@ -32,6 +32,7 @@ class Mcp : public ::testing::Test {
   agent::ToolContext context() const {
     agent::ToolContext c;
     c.ipc_dir = temp.path();
+    c.snapshot_dir = temp.path() / "snapshots";
     c.group_folder = "family";
     c.chat_jid = "http:alice";
     return c;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "channels/email/mail_text.h"
+#include "common/safe_files.h"
 
 namespace sb::email {
 namespace {
@@ -20,26 +21,6 @@ constexpr std::size_t kMaxNameBytes = 100;
 constexpr std::size_t kMaxExtensionBytes = 10;  // with the dot
 constexpr int kNumberedAttempts = 100;
 constexpr char kFolder[] = "attachments";
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error a deferred write can surface at close.
-  int close() {
-    const int result = ::close(fd_);
-    fd_ = -1;
-    return result;
-  }
-
- private:
-  int fd_;
-};
 
 std::string errno_text(int error) { return std::strerror(error); }
 
@@ -220,10 +201,10 @@ Result<std::vector<SavedAttachment>> save_attachments(
   std::vector<SavedAttachment> saved;
   saved.reserve(attachments.size());
   const std::filesystem::path dir = group_folder / kFolder;
-  std::optional<Fd> dir_fd;
+  std::optional<SafeDir> dir_fd;
   std::vector<std::string> created;
   auto fail = [&](std::string message) -> Result<std::vector<SavedAttachment>> {
-    for (const std::string& name : created) ::unlinkat(dir_fd->get(), name.c_str(), 0);
+    for (const std::string& name : created) ::unlinkat(dir_fd->fd(), name.c_str(), 0);
     return make_error(std::move(message));
   };
 
@@ -239,27 +220,19 @@ Result<std::vector<SavedAttachment>> save_attachments(
       continue;
     }
     if (!dir_fd) {
-      const Fd group_fd(::open(group_folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (group_fd.get() < 0) {
-        return make_error("cannot open the group folder " + group_folder.string() + ": " +
-                          errno_text(errno));
-      }
-      if (::mkdirat(group_fd.get(), kFolder, 0755) != 0 && errno != EEXIST) {
-        return make_error("cannot create " + dir.string() + ": " + errno_text(errno));
-      }
-      // O_NOFOLLOW: the agent can write the group folder and could plant a symbolic link.
-      const int fd =
-          ::openat(group_fd.get(), kFolder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) {
-        return make_error("cannot open " + dir.string() + " (it must be a directory, not a " +
-                          "symbolic link): " + errno_text(errno));
-      }
-      dir_fd.emplace(fd);
+      // The agent can write the group folder and could plant a symbolic link anywhere in
+      // it: the folder is opened from data_dir/groups (the host's) without following one,
+      // and attachments/ relative to it.
+      auto opened = SafeDir::open(group_folder.parent_path(), group_folder.filename());
+      if (!opened) return make_error("cannot open the group folder: " + opened.error().message);
+      auto attachments_dir = opened->open_dir(kFolder, MissingDirs::create);
+      if (!attachments_dir) return attachments_dir.error();
+      dir_fd.emplace(std::move(attachments_dir).value());
     }
-    auto claimed = claim_name(dir_fd->get(), entry.name, dir);
+    auto claimed = claim_name(dir_fd->fd(), entry.name, dir);
     if (!claimed) return fail(claimed.error().message);
     auto [name, raw_fd] = std::move(claimed.value());
-    Fd file(raw_fd);
+    UniqueFd file(raw_fd);
     created.push_back(name);
     if (auto written = write_all(file.get(), attachment.data); !written) {
       return fail("cannot write " + (dir / name).string() + ": " + written.error().message);
@@ -270,8 +243,8 @@ Result<std::vector<SavedAttachment>> save_attachments(
     entry.path = std::string(kFolder) + "/" + name;
     saved.push_back(std::move(entry));
   }
-  if (dir_fd && ::fsync(dir_fd->get()) != 0) {
-    return fail("cannot flush " + dir.string() + ": " + errno_text(errno));
+  if (dir_fd) {
+    if (auto synced = dir_fd->sync(); !synced) return fail(synced.error().message);
   }
   return saved;
 }
