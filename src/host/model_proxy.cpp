@@ -25,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "common/url_parts.h"
@@ -84,7 +85,16 @@ bool dropped_from_response(std::string_view name) {
   return is_hop_by_hop(name) || iequals(name, "content-length") || iequals(name, "set-cookie");
 }
 
-enum class Failure { bad_request, too_large, header_too_large, budget, upstream, timeout };
+enum class Failure {
+  bad_request,
+  not_found,
+  method_not_allowed,
+  too_large,
+  header_too_large,
+  budget,
+  upstream,
+  timeout
+};
 
 // A JSON error body in the shape the provider's own errors have, so that agents and SDKs
 // show it like any other API error.
@@ -94,8 +104,12 @@ std::string error_body(ModelProvider provider, Failure failure, std::string_view
     std::string_view type = "api_error";
     switch (failure) {
       case Failure::bad_request:
+      case Failure::method_not_allowed:
       case Failure::header_too_large:
         type = "invalid_request_error";
+        break;
+      case Failure::not_found:
+        type = "not_found_error";
         break;
       case Failure::too_large:
         type = "request_too_large";
@@ -117,6 +131,12 @@ std::string error_body(ModelProvider provider, Failure failure, std::string_view
   std::string_view type = "invalid_request_error", code = "invalid_request";
   switch (failure) {
     case Failure::bad_request:
+      break;
+    case Failure::not_found:
+      code = "not_found";
+      break;
+    case Failure::method_not_allowed:
+      code = "method_not_allowed";
       break;
     case Failure::header_too_large:
       code = "headers_too_large";
@@ -145,6 +165,10 @@ http::status status_of(Failure failure) {
   switch (failure) {
     case Failure::bad_request:
       return http::status::bad_request;
+    case Failure::not_found:
+      return http::status::not_found;
+    case Failure::method_not_allowed:
+      return http::status::method_not_allowed;
     case Failure::too_large:
       return http::status::payload_too_large;
     case Failure::header_too_large:
@@ -202,6 +226,194 @@ std::string upstream_target(std::string_view prefix, std::string_view target) {
       target.substr(0, 3) == kV1 && (target.size() == 3 || target[3] == '/' || target[3] == '?');
   if (prefix_v1 && target_v1) target.remove_prefix(kV1.size());
   return std::string(prefix) + std::string(target);
+}
+
+namespace {
+
+// One (method, path) the proxy forwards; kModelId in a path matches one model id segment.
+struct Route {
+  std::string_view method;
+  std::string_view path;
+};
+constexpr std::string_view kModelId = "<id>";
+constexpr std::array<Route, 4> kAnthropicRoutes{{{"POST", "/v1/messages"},
+                                                 {"POST", "/v1/messages/count_tokens"},
+                                                 {"GET", "/v1/models"},
+                                                 {"GET", "/v1/models/<id>"}}};
+constexpr std::array<Route, 5> kOpenAiRoutes{{{"POST", "/v1/chat/completions"},
+                                              {"POST", "/v1/completions"},
+                                              {"POST", "/v1/embeddings"},
+                                              {"GET", "/v1/models"},
+                                              {"GET", "/v1/models/<id>"}}};
+
+std::span<const Route> routes_of(ModelProvider provider) {
+  if (provider == ModelProvider::anthropic) return kAnthropicRoutes;
+  return kOpenAiRoutes;
+}
+
+std::vector<std::string_view> split_segments(std::string_view path) {
+  std::vector<std::string_view> segments;
+  path.remove_prefix(1);  // the leading '/'
+  while (true) {
+    const auto slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+bool is_ascii_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// RFC 3986 pchar without pct-encoded: unreserved, sub-delims, ':' and '@'.
+bool is_path_char(char c) {
+  return is_ascii_alnum(c) ||
+         std::string_view("-._~!$&'()*+,;=:@").find(c) != std::string_view::npos;
+}
+
+bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+bool is_model_id(std::string_view segment) {
+  if (segment.empty() || segment.size() > 256 || !is_ascii_alnum(segment.front())) return false;
+  for (char c : segment) {
+    if (!is_ascii_alnum(c) && std::string_view("._:@-").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The segment with its percent-encoding decoded; nullopt when a '%' is not followed by two
+// hex digits.
+std::optional<std::string> percent_decoded(std::string_view segment) {
+  std::string out;
+  for (std::size_t i = 0; i < segment.size(); ++i) {
+    if (segment[i] != '%') {
+      out += segment[i];
+      continue;
+    }
+    if (i + 2 >= segment.size()) return std::nullopt;
+    const int high = hex_value(segment[i + 1]), low = hex_value(segment[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+bool matches(std::string_view pattern, const std::vector<std::string_view>& segments) {
+  const auto wanted = split_segments(pattern);
+  if (wanted.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    if (wanted[i] == kModelId ? !is_model_id(segments[i]) : wanted[i] != segments[i]) return false;
+  }
+  return true;
+}
+
+std::string listed_routes(ModelProvider provider) {
+  std::string out;
+  for (const Route& r : routes_of(provider)) {
+    if (!out.empty()) out += ", ";
+    out += std::string(r.method) + " " + std::string(r.path);
+  }
+  return out;
+}
+
+// A refusal for the path's syntax; nullopt when the path (origin-form, no query) is plain.
+std::optional<std::string> path_fault(std::string_view path) {
+  for (char c : path) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == 0) return "contains a NUL byte";
+    if (is_control(byte)) return "contains a control character";
+    if (c == '\\') return "contains a backslash";
+    if (c == '#') return "has a fragment (#)";
+    if (c != '/' && c != '%' && !is_path_char(c)) {
+      return "contains a byte that is not allowed in a path (" + loggable(std::string_view(&c, 1)) +
+             ")";
+    }
+  }
+  if (path == "/") return std::nullopt;
+  for (std::string_view segment : split_segments(path)) {
+    if (segment.empty()) return "has an empty path segment (// or a trailing /)";
+    const auto decoded = percent_decoded(segment);
+    if (!decoded) return "has malformed percent-encoding (a % not followed by two hex digits)";
+    if (*decoded == "." || *decoded == "..") return "has a dot segment (. or .., also encoded)";
+    for (char c : *decoded) {
+      if (c == '/' || c == '\\') return "has an encoded slash or backslash (%2f, %5c)";
+      if (is_control(static_cast<unsigned char>(c))) return "has an encoded control character";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string loggable(std::string_view text, std::size_t max) {
+  std::string out;
+  const std::string_view kept = text.substr(0, max);
+  for (char c : kept) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte > 0x20 && byte < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      constexpr std::string_view kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  if (text.size() > kept.size()) {
+    out += "...(" + std::to_string(text.size() - kept.size()) + " more bytes)";
+  }
+  return out;
+}
+
+RequestCheck check_request(ModelProvider provider, std::string_view method,
+                           std::string_view target) {
+  using Verdict = RequestCheck::Verdict;
+  auto refuse = [&](Verdict verdict, std::string_view why, std::string allow = {}) {
+    return RequestCheck{verdict,
+                        loggable(method, 24) + " " + loggable(target) + ": " + std::string(why),
+                        std::move(allow)};
+  };
+  if (target.empty() || target.front() != '/') {
+    return refuse(Verdict::bad_target,
+                  "the request target must be a path such as /v1/messages; absolute-form "
+                  "(http://host/...), authority-form (host:port) and * are not forwarded");
+  }
+  const auto query = target.find('?');
+  const std::string_view path = target.substr(0, query);
+  if (auto fault = path_fault(path)) return refuse(Verdict::bad_target, "the path " + *fault);
+  if (query != std::string_view::npos) {
+    return refuse(Verdict::bad_target, "query strings are not forwarded");
+  }
+
+  const auto segments = path == "/" ? std::vector<std::string_view>{} : split_segments(path);
+  std::string allow;
+  for (const Route& r : routes_of(provider)) {
+    if (!matches(r.path, segments)) continue;
+    if (r.method == method) return RequestCheck{};
+    if (!allow.empty()) allow += ", ";
+    allow += r.method;
+  }
+  if (method != "GET" && method != "POST") {
+    return refuse(Verdict::method_not_allowed, "the proxy forwards only GET and POST requests",
+                  allow);
+  }
+  if (allow.empty()) {
+    return refuse(Verdict::not_found,
+                  "not a path the proxy forwards; it forwards " + listed_routes(provider));
+  }
+  return refuse(Verdict::method_not_allowed, "this path takes only " + allow, allow);
 }
 
 namespace {
@@ -314,7 +526,7 @@ struct ModelProxy::Impl {
   std::map<std::string, std::shared_ptr<Listener>> listeners;
   std::set<std::shared_ptr<Connection>> connections;
   bool stopped = false;
-  std::atomic<std::uint64_t> requests{0}, upstream_errors{0}, refused_budget{0};
+  std::atomic<std::uint64_t> requests{0}, upstream_errors{0}, refused_budget{0}, refused_request{0};
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self,
                                            std::shared_ptr<Listener> listener);
@@ -326,21 +538,27 @@ struct ModelProxy::Impl {
                                            Upstream& upstream, beast::tcp_stream& lowest,
                                            http::request<http::string_body>& up_request,
                                            bool keep_alive);
+  // `allow`: the Allow header of a 405, omitted when empty. `head`: the request was a HEAD,
+  // so the answer is the header alone.
   static asio::awaitable<Outcome> send_error(const Impl& self, Connection& c, Failure failure,
-                                             std::string message, bool keep_alive);
+                                             std::string message, bool keep_alive,
+                                             std::string allow = {}, bool head = false);
   http::request<http::string_body> upstream_request(http::request<http::string_body>& request);
 };
 
 asio::awaitable<Outcome> ModelProxy::Impl::send_error(const Impl& self, Connection& c,
                                                       Failure failure, std::string message,
-                                                      bool keep_alive) {
+                                                      bool keep_alive, std::string allow,
+                                                      bool head) {
   http::response<http::string_body> res{status_of(failure), 11};
   res.set(http::field::content_type, "application/json");
+  if (!allow.empty()) res.set(http::field::allow, allow);
   // Both vendors' SDKs read this header: a used-up budget is not worth retrying.
   if (failure == Failure::budget) res.set("x-should-retry", "false");
   res.body() = error_body(self.options.provider, failure, "switchboard model proxy: " + message);
   res.keep_alive(keep_alive);
   res.prepare_payload();
+  if (head) res.body().clear();  // Content-Length stays: what a GET would have got
   Outcome out{res.result_int(), res.body().size(), keep_alive};
   c.stream.expires_after(self.options.idle_timeout);
   auto [ec, n] = co_await http::async_write(c.stream, res, kAsTuple);
@@ -352,11 +570,7 @@ http::request<http::string_body> ModelProxy::Impl::upstream_request(
     http::request<http::string_body>& request) {
   const UpstreamUrl& url = upstream.value();
   http::request<http::string_body> up;
-  if (request.method() != http::verb::unknown) {
-    up.method(request.method());
-  } else {
-    up.method_string(request.method_string());
-  }
+  up.method(request.method());  // GET or POST: check_request let nothing else through
   up.target(upstream_target(url.prefix, request.target()));
   up.version(11);
   const auto tokens = connection_tokens(request[http::field::connection]);
@@ -472,8 +686,8 @@ asio::awaitable<void> ModelProxy::Impl::serve(std::shared_ptr<Impl> self,
       out = co_await std::move(reply);
     }
     spdlog::debug(
-        "model proxy: group {}: {} {} -> {}, {} bytes, {} ms", group, method, target, out.status,
-        out.bytes,
+        "model proxy: group {}: {} {} -> {}, {} bytes, {} ms", group, loggable(method, 24),
+        loggable(target), out.status, out.bytes,
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
     if (!body_read) {
       if (out.status != 0 && !self->stopped) co_await close_gracefully(c->stream);
@@ -489,9 +703,18 @@ asio::awaitable<Outcome> ModelProxy::Impl::forward(std::shared_ptr<Impl> self, C
   const ProxyOptions& o = self->options;
   const std::string& group = c.listener->group;
   const bool keep_alive = request.keep_alive();
-  if (request.target().empty() || request.target().front() != '/') {
-    auto reply = send_error(*self, c, Failure::bad_request,
-                            "the request target must be a path such as /v1/messages", keep_alive);
+  // Decided before anything else, the budget check included: a refused request never goes
+  // upstream, so the key is never sent for it. The connection ends after the refusal.
+  if (auto check = check_request(o.provider, request.method_string(), request.target());
+      check.verdict != RequestCheck::Verdict::forward) {
+    ++self->refused_request;
+    spdlog::warn("model proxy: group {}: refused {}", group, check.reason);
+    const Failure failure = check.verdict == RequestCheck::Verdict::not_found ? Failure::not_found
+                            : check.verdict == RequestCheck::Verdict::method_not_allowed
+                                ? Failure::method_not_allowed
+                                : Failure::bad_request;
+    auto reply = send_error(*self, c, failure, std::move(check.reason), false, check.allow,
+                            request.method() == http::verb::head);
     co_return co_await std::move(reply);
   }
   if (self->budget) {
@@ -595,7 +818,6 @@ asio::awaitable<Outcome> ModelProxy::Impl::exchange(std::shared_ptr<Impl> self, 
   const ProxyOptions& o = self->options;
   const std::string& group = c.listener->group;
   const auto deadline = Clock::now() + o.response_timeout;
-  const bool is_head = up_request.method() == http::verb::head;
   const bool is_post = up_request.method() == http::verb::post;
   auto fail = [&](const beast::error_code& ec, std::string_view step) {
     ++self->upstream_errors;
@@ -621,7 +843,6 @@ asio::awaitable<Outcome> ModelProxy::Impl::exchange(std::shared_ptr<Impl> self, 
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
   parser.body_limit(boost::none);  // relayed, not stored; the deadline bounds it
-  if (is_head) parser.skip(true);
   auto [hec, hn] = co_await http::async_read_header(upstream, up_buffer, parser, kAsTuple);
   if (self->stopped) co_return Outcome{0, 0, false};
   if (hec) {
@@ -642,7 +863,7 @@ asio::awaitable<Outcome> ModelProxy::Impl::exchange(std::shared_ptr<Impl> self, 
     res.insert(field.name_string(), field.value());
   }
   const unsigned status = up_res.result_int();
-  const bool bodiless = is_head || status / 100 == 1 || status == 204 || status == 304;
+  const bool bodiless = status / 100 == 1 || status == 204 || status == 304;
   if (!bodiless) {
     if (auto length = parser.content_length()) {
       res.content_length(*length);
@@ -823,7 +1044,8 @@ void ModelProxy::stop() {
 }
 
 ModelProxy::Stats ModelProxy::stats() const {
-  return Stats{impl_->requests.load(), impl_->upstream_errors.load(), impl_->refused_budget.load()};
+  return Stats{impl_->requests.load(), impl_->upstream_errors.load(), impl_->refused_budget.load(),
+               impl_->refused_request.load()};
 }
 
 }  // namespace sb::host

@@ -1,10 +1,11 @@
 #pragma once
 // The model proxy: each sandbox gets a unix socket on which its agent speaks plain HTTP/1.1
 // to the model API (Anthropic Messages, OpenAI-compatible chat completions, model lists).
-// The host forwards every request to the configured provider, adding the API key on the way
-// out, so the key never enters a sandbox. Responses, streams included, are relayed as they
-// arrive, and the token usage they report is handed to a sink per group.
-// See docs/model-proxy.md for what an agent sees.
+// The host forwards the requests on its list (check_request: the methods and paths of the
+// provider's API that agents use) to the configured provider, adding the API key on the way
+// out, so the key never enters a sandbox; anything else is refused before it goes upstream.
+// Responses, streams included, are relayed as they arrive, and the token usage they report
+// is handed to a sink per group. See docs/model-proxy.md for what an agent sees.
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
@@ -66,6 +67,38 @@ Result<UpstreamUrl> parse_base_url(std::string_view base_url);
 // rule stated at ProxyOptions::base_url.
 std::string upstream_target(std::string_view prefix, std::string_view target);
 
+// Whether the proxy forwards a request, decided from its method and target alone.
+struct RequestCheck {
+  enum class Verdict {
+    forward,
+    bad_target,          // 400: not a plain path (see check_request)
+    not_found,           // 404: a path that is not on the provider's list
+    method_not_allowed,  // 405: a method the proxy never forwards, or one the path does not take
+  };
+  Verdict verdict = Verdict::forward;
+  std::string reason;  // a refusal's cause, naming the target (loggable()); safe to log and show
+  std::string allow;   // method_not_allowed on a listed path: its methods ("POST"); else ""
+};
+
+// Forwarded: exactly the (method, path) pairs of `provider`'s list, matched by parsing the
+// target into segments: anthropic POST /v1/messages, POST /v1/messages/count_tokens,
+// GET /v1/models, GET /v1/models/<id>; openai POST /v1/chat/completions,
+// POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /v1/models/<id>. A model
+// <id> is one segment of letters, digits and "._:@-" starting with a letter or digit.
+// Methods are case-sensitive. Refused in this order: bad_target for a target that is not
+// origin-form (absolute-form, authority-form, "*"), has a query or fragment, a character
+// outside RFC 3986's path characters (control characters, NUL, backslash, space, non-ASCII),
+// malformed percent-encoding, an empty segment ("//", a trailing "/"), a "." or ".." segment
+// (also percent-encoded), or an encoded slash or backslash ("%2f", "%5c"); then
+// method_not_allowed for any method but GET and POST; then not_found for an unlisted path;
+// then method_not_allowed when the path takes another method.
+RequestCheck check_request(ModelProvider provider, std::string_view method,
+                           std::string_view target);
+
+// `text` from an agent (a method, a target) made fit for one log line or error message:
+// printable ASCII kept, other bytes as \xNN, cut after `max` bytes with the rest counted.
+std::string loggable(std::string_view text, std::size_t max = 120);
+
 class ModelProxy {
  public:
   // Nothing listens until open(). The sink and the check may be empty (no accounting, no
@@ -100,6 +133,7 @@ class ModelProxy {
     std::uint64_t requests = 0;         // requests read from agents
     std::uint64_t upstream_errors = 0;  // answered 502/504 or cut off mid-response
     std::uint64_t refused_budget = 0;   // answered 429 by the budget check
+    std::uint64_t refused_request = 0;  // answered 400/404/405 by check_request
   };
   // Safe from any thread.
   Stats stats() const;

@@ -4,13 +4,18 @@
 
 #include "host/model_proxy.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -174,6 +179,83 @@ class AgentClient {
   std::optional<http::response_parser<http::string_body>> parser_;
   beast::error_code ec_;
   bool connected_ = false;
+};
+
+// An upstream that records every byte sent to it and answers each connection with a fixed
+// 200, so that a test can tell whether anything at all was forwarded (the mock model server
+// logs only the requests it understands, never a CONNECT or a made-up method).
+class RecordingUpstream {
+ public:
+  RecordingUpstream() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~RecordingUpstream() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_; }
+  std::string received() {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, 50) <= 0) continue;
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++connections_;
+      const timeval limit{2, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+      std::string request;
+      char piece[4096];
+      // The header, then as much body as Content-Length says (the proxy always sets it).
+      std::size_t wanted = std::string::npos;
+      while (request.size() < wanted) {
+        const auto n = ::recv(c, piece, sizeof piece, 0);
+        if (n <= 0) break;
+        request.append(piece, static_cast<std::size_t>(n));
+        const auto end = request.find("\r\n\r\n");
+        if (end != std::string::npos && wanted == std::string::npos) {
+          const auto at = request.find("Content-Length: ");
+          wanted = end + 4 + (at < end ? std::stoul(request.substr(at + 16)) : 0);
+        }
+      }
+      {
+        std::lock_guard lock(mutex_);
+        received_ += request;
+      }
+      constexpr std::string_view kAnswer =
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+          "Connection: close\r\n\r\n{}";
+      [[maybe_unused]] auto sent = ::send(c, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
+      ::close(c);
+    }
+  }
+
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::mutex mutex_;
+  std::string received_;
 };
 
 http::request<http::string_body> post(const std::string& target, json::value body) {
@@ -601,6 +683,105 @@ TEST_F(ModelProxyTest, StaleSocketIsReplacedButOtherFilesAreNot) {
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message.find("something other than a socket"), std::string::npos);
   EXPECT_EQ(slurp(file), "precious");
+}
+
+TEST_F(ModelProxyTest, RefusedMethodsAndTargetsGetTheirStatusAndNothingReachesTheUpstream) {
+  RecordingUpstream upstream;
+  ASSERT_NE(upstream.port(), 0);
+  ProxyOptions o;
+  o.provider = ModelProvider::anthropic;
+  o.base_url = upstream.url() + "/team-a/v1";  // a gateway path the agent must stay under
+  o.api_key = kHostKey;
+  o.connect_timeout = 2s;
+  ProxyHarness proxy(o);
+  ASSERT_TRUE(proxy.open("main", socket()));
+
+  struct Case {
+    std::string method, target;
+    unsigned status;
+    std::string allow;
+  };
+  const std::vector<Case> cases{
+      {"CONNECT", "gw.example:443", 400, ""},
+      {"CONNECT", "/v1/messages", 405, "POST"},
+      {"BREW", "/v1/messages", 405, "POST"},
+      {"FROB", "/v1/anything", 405, ""},
+      {"HEAD", "/v1/models", 405, "GET"},
+      {"GET", "/v1/messages", 405, "POST"},
+      {"POST", "/v1/../x", 400, ""},
+      {"POST", "/v1/../../team-b/v1/messages", 400, ""},
+      {"POST", "/v1/%2E%2e/team-b/v1/messages", 400, ""},
+      {"POST", "/v1%2f..%2fteam-b/v1/messages", 400, ""},
+      {"POST", "//team-b/v1/messages", 400, ""},
+      {"POST", "http://gw.example/team-b/v1/messages", 400, ""},
+      {"OPTIONS", "*", 400, ""},
+      {"GET", "/v1/models?after_id=x", 400, ""},
+      {"POST", "/v1/files", 404, ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.method + " " + c.target);
+    AgentClient agent(socket());
+    ASSERT_TRUE(agent.connected());
+    http::request<http::string_body> req;
+    req.method_string(c.method);
+    req.target(c.target);
+    req.version(11);
+    req.set(http::field::host, "localhost");
+    if (c.method == "POST") {
+      req.set(http::field::content_type, "application/json");
+      req.body() = json::serialize(anthropic_body());
+    }
+    req.prepare_payload();
+    agent.send(req);
+    agent.read_header();
+    if (c.method == "HEAD") {
+      // The answer to a HEAD is its header: nothing follows before the connection ends.
+      EXPECT_FALSE(agent.read_more());
+      EXPECT_EQ(agent.parser().get().body(), "");
+      EXPECT_EQ(agent.parser().get().result_int(), c.status);
+      EXPECT_EQ(agent.parser().get()[http::field::allow], c.allow);
+      continue;
+    }
+    while (agent.read_more()) {
+    }
+    ASSERT_TRUE(agent.parser().is_done()) << agent.error().message();
+    const auto& res = agent.parser().get();
+    ASSERT_EQ(res.result_int(), c.status) << res.body();
+    EXPECT_EQ(res[http::field::allow], c.allow);
+    EXPECT_EQ(res[http::field::content_type], "application/json");
+    EXPECT_FALSE(res.keep_alive());  // a refused request ends its connection
+    auto error = json::parse(res.body()).at("error").as_object();
+    EXPECT_EQ(error["type"].as_string(),
+              c.status == 404 ? "not_found_error" : "invalid_request_error");
+    const std::string message(error["message"].as_string());
+    EXPECT_EQ(message.rfind("switchboard model proxy: " + c.method + " ", 0), 0u) << message;
+  }
+  EXPECT_EQ(upstream.connections(), 0);
+  EXPECT_EQ(upstream.received(), "");
+  EXPECT_EQ(proxy.stats().refused_request, cases.size());
+
+  // The same socket and upstream do forward a listed request, key and all, under the prefix.
+  AgentClient agent(socket());
+  EXPECT_EQ(agent.call(post("/v1/messages", anthropic_body())).result_int(), 200);
+  const std::string received = upstream.received();
+  EXPECT_EQ(received.rfind("POST /team-a/v1/messages HTTP/1.1\r\n", 0), 0u) << received;
+  EXPECT_NE(received.find(kHostKey), std::string::npos);
+  EXPECT_EQ(upstream.connections(), 1);
+}
+
+TEST_F(ModelProxyTest, UnlistedPathGets404InTheOpenAiErrorShape) {
+  MockServer mock(dir_.path(), "");
+  ProxyHarness proxy(options(ModelProvider::openai, mock));
+  ASSERT_TRUE(proxy.open("main", socket()));
+  AgentClient agent(socket());
+  auto res = agent.call(post("/v1/messages", anthropic_body()));
+  ASSERT_EQ(res.result_int(), 404);
+  auto error = json::parse(res.body()).at("error").as_object();
+  EXPECT_EQ(error["type"].as_string(), "invalid_request_error");
+  EXPECT_EQ(error["code"].as_string(), "not_found");
+  EXPECT_NE(std::string(error["message"].as_string()).find("POST /v1/chat/completions"),
+            std::string::npos);
+  EXPECT_TRUE(mock.log().empty());
 }
 
 TEST_F(ModelProxyTest, InvalidBaseUrlIsReportedByOpen) {
