@@ -166,8 +166,14 @@ Result<std::string> SafeDir::write_temporary(std::string_view name, std::string_
     }
   }
   if (!file.valid()) return failure("cannot create a temporary file in", path_, EEXIST);
-  int error = write_all(file.get(), content);
-  std::string_view step = "cannot write";
+  // Exactly `mode`, whatever the umask: an agent running as another user must be able to read
+  // what the host leaves for it.
+  int error = ::fchmod(file.get(), mode) == 0 ? 0 : errno;
+  std::string_view step = "cannot set the mode of";
+  if (error == 0) {
+    error = write_all(file.get(), content);
+    step = "cannot write";
+  }
   if (error == 0 && durable == Durable::yes && ::fsync(file.get()) != 0) {
     error = errno;
     step = "cannot fsync";

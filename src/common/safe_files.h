@@ -92,9 +92,9 @@ class SafeDir {
 
   // Writes `content` to `name` atomically: a temporary `.<name>.tmp-<16 random hex digits>`
   // created O_CREAT|O_EXCL|O_NOFOLLOW, written, fsynced (Durable::yes), renamed over `name`
-  // (a symlink named `name` is replaced, never followed). On failure the temporary is removed
-  // and `name` keeps what it had. Fails if `name` is not a single component or is a
-  // directory.
+  // (a symlink named `name` is replaced, never followed). The file gets exactly `mode`,
+  // whatever the umask. On failure the temporary is removed and `name` keeps what it had.
+  // Fails if `name` is not a single component or is a directory.
   Result<void> write_file(std::string_view name, std::string_view content,
                           Durable durable = Durable::yes, mode_t mode = 0644) const;
 

@@ -1,11 +1,13 @@
 #include "host/ipc_files.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <system_error>
@@ -158,6 +160,10 @@ Result<void> write_snapshot(const fs::path& snapshot_root, std::string_view fold
   // Readable by the agent, whatever uid its sandbox runs as; writable by the host only.
   auto dir = SafeDir::open(snapshot_root, fs::path(folder), MissingDirs::create, 0755);
   if (!dir) return dir.error();
+  if (::fchmod(dir->fd(), 0755) != 0) {
+    return make_error("cannot set the mode of " + dir->path().string() + ": " +
+                      std::strerror(errno));
+  }
   // Rewritten before every run: a snapshot lost to a power cut is simply written again.
   return dir->write_file(name, json_text, Durable::no, 0644);
 }

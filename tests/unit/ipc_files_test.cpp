@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <boost/json/parse.hpp>
 #include <fstream>
@@ -189,6 +190,15 @@ TEST(IpcFiles, WritesSnapshotsIntoTheGroupsSnapshotDirectory) {
   const fs::path snapshots = temp.path() / "snapshots";
   ASSERT_TRUE(write_snapshot(snapshots, "alice", kCurrentTasksSnapshot, "[]").ok());
   EXPECT_EQ(read_file(snapshots / "alice" / "current_tasks.json"), "[]");
+  // Readable by the agent whatever uid its sandbox runs as and whatever the daemon's umask.
+  const mode_t old_umask = ::umask(077);
+  ASSERT_TRUE(write_snapshot(snapshots, "bob", kCurrentTasksSnapshot, "[]").ok());
+  ::umask(old_umask);
+  const auto readable = fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read;
+  EXPECT_EQ(fs::status(snapshots / "bob").permissions() & fs::perms::all,
+            fs::perms::owner_all | readable | fs::perms::group_exec | fs::perms::others_exec);
+  EXPECT_EQ(fs::status(snapshots / "bob" / "current_tasks.json").permissions() & fs::perms::all,
+            fs::perms::owner_write | readable);
   EXPECT_FALSE(write_snapshot(snapshots, "alice", "../escape.json", "[]").ok());
   EXPECT_FALSE(write_snapshot(snapshots, "alice", ".hidden", "[]").ok());
   EXPECT_FALSE(write_snapshot(snapshots, "..", "x.json", "[]").ok());
