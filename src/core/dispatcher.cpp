@@ -8,7 +8,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 #include "common/async.h"
 #include "common/ids.h"
@@ -16,6 +20,7 @@
 #include "common/time.h"
 #include "core/formatting.h"
 #include "host/ipc_files.h"
+#include "sandbox/agent_folders.h"
 
 namespace sb::core {
 namespace json = boost::json;
@@ -386,6 +391,52 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
   queue_->finished(folder, ok);
 }
 
+std::optional<std::string> Dispatcher::sandbox_refusal(const GroupRecord& group,
+                                                       const GroupSettings& settings) {
+  const GroupPaths& paths = groups_.paths();
+  if (settings.network.value_or(options_.default_network) && !options_.network_refusal.empty()) {
+    return options_.network_refusal;
+  }
+  if (options_.max_disk > 0) {
+    std::uint64_t used = 0;
+    for (const auto& dir : agent_dirs(group.folder)) {
+      auto usage = sandbox::disk_usage(dir, options_.max_disk);
+      if (!usage) return "cannot measure the group's disk use: " + usage.error().message;
+      used += usage->bytes;
+      if (usage->stopped || used > options_.max_disk) {
+        return "the group's folders use more than max_disk (" +
+               std::to_string(options_.max_disk >> 20) + " MiB" +
+               (usage->entries >= sandbox::kMaxWalkEntries ? ", or too many files" : "") +
+               "): remove files from " + paths.group_dir(group.folder).string() + " or " +
+               paths.session_dir(group.folder).string();
+      }
+    }
+  }
+  if (options_.run_as) {
+    const auto& user = *options_.run_as;
+    std::vector<std::pair<std::filesystem::path, bool>> dirs{
+        {paths.group_dir(group.folder), false},
+        {paths.session_dir(group.folder), true},
+        {paths.ipc_dir(group.folder), false},
+        {paths.proxy_socket(group.folder).parent_path(), true}};
+    for (std::string_view sub : {host::kMessagesDir, host::kTasksDir, host::kInputDir}) {
+      dirs.emplace_back(paths.ipc_dir(group.folder) / sub, false);
+    }
+    if (group.is_main) dirs.emplace_back(paths.global_dir(), false);
+    for (const auto& [dir, private_dir] : dirs) {
+      if (auto handed = sandbox::hand_over(dir, user, private_dir); !handed) {
+        return "cannot prepare the agent's folders: " + handed.error().message;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::filesystem::path> Dispatcher::agent_dirs(const std::string& folder) const {
+  const GroupPaths& paths = groups_.paths();
+  return {paths.group_dir(folder), paths.session_dir(folder), paths.ipc_dir(folder)};
+}
+
 sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSettings& settings,
                                         const std::string& input_json, const std::string& run_id,
                                         const std::string& chat) {
@@ -409,6 +460,11 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
   box.instance_label = options_.instance_label;
   box.name = "switchboard-" + group.folder + "-" + run_id;
   box.network = settings.network.value_or(options_.default_network);
+  box.run_as = options_.run_as;
+  box.limits = options_.limits;
+  box.seccomp = options_.seccomp && options_.runtime == sandbox::Runtime::bwrap;
+  spec.max_disk = options_.max_disk;
+  spec.disk_dirs = agent_dirs(group.folder);
   const auto socket_dir = paths.proxy_socket(group.folder).parent_path();
   struct Place {
     std::filesystem::path host;
@@ -421,7 +477,7 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
       {paths.ipc_dir(group.folder), "/workspace/ipc", false, "SWITCHBOARD_IPC_DIR"},
       {paths.session_dir(group.folder), "/workspace/session", false, "SWITCHBOARD_SESSION_DIR"},
       {paths.snapshot_dir(group.folder), "/workspace/snapshots", true, "SWITCHBOARD_SNAPSHOT_DIR"},
-      {socket_dir, "/run/switchboard", false, nullptr},
+      {socket_dir, "/run/switchboard", true, nullptr},
   };
   // Main is trusted with the shared memory; the others only read it.
   places.push_back(
@@ -478,6 +534,11 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
     failed.error = "cannot prepare the IPC directory: " + dirs.error().message;
     co_return failed;
   }
+  if (auto refused = sandbox_refusal(group, *settings)) {
+    sandbox::RunOutcome failed;
+    failed.error = *refused;
+    co_return failed;
+  }
   write_snapshots(group);
 
   json::object input{{"prompt", prompt},
@@ -502,6 +563,16 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
     sandbox::RunOutcome failed;
     failed.error = "cannot open the model proxy socket: " + opened.error().message;
     co_return failed;
+  }
+  if (options_.run_as) {
+    const auto socket = paths.proxy_socket(group.folder);
+    if (::lchown(socket.c_str(), options_.run_as->uid, options_.run_as->gid) != 0) {
+      proxy_.close(group.folder);
+      sandbox::RunOutcome failed;
+      failed.error = "cannot hand the model proxy socket to the agent's user: " +
+                     std::string(std::strerror(errno));
+      co_return failed;
+    }
   }
   runs_started_.inc();
   spdlog::info("group '{}': {} run {} started ({} chars of input, session {})", group.folder,

@@ -122,6 +122,11 @@ Result<void> ensure_group_ipc_dirs(const fs::path& ipc_root, std::string_view fo
   auto group = open_group_ipc_dir(ipc_root, folder, {}, MissingDirs::create);
   if (!group) return group.error();
   for (std::string_view sub : {kMessagesDir, kTasksDir, kInputDir}) {
+    // No agent of the group runs now: whatever a previous one put in the place of a request
+    // directory (a symlink, a file) is removed, never followed, and the directory made anew.
+    if (auto there = group->stat(sub); there && there.value() && !S_ISDIR(there.value()->st_mode)) {
+      if (auto removed = group->remove(sub); !removed) return removed;
+    }
     auto made = group->open_dir(sub, MissingDirs::create);
     if (!made) return made.error();
     if (sub == kInputDir) {

@@ -85,10 +85,10 @@ Result<void> write_input_message(const std::filesystem::path& ipc_root, std::str
 Result<void> write_close_request(const std::filesystem::path& ipc_root, std::string_view folder);
 
 // Creates <ipc_root>/<folder>/{messages,tasks,input} and empties input/ (clear_input_dir):
-// what a previous run left there was meant for an agent that no longer runs. Fails, naming
-// the path, if `folder` is not valid, a directory cannot be created, or one of the three is
-// something other than a real directory (a symlink an agent put there is refused, not
-// followed).
+// what a previous run left there was meant for an agent that no longer runs. Call it only
+// while no agent of the group runs: one of the three that is something other than a real
+// directory (a symlink or a file an agent put there) is removed, never followed, and made
+// anew. Fails, naming the path, if `folder` is not valid or a directory cannot be created.
 Result<void> ensure_group_ipc_dirs(const std::filesystem::path& ipc_root, std::string_view folder);
 
 // Removes every entry of <ipc_root>/<folder>/input/ (pending follow-ups, `_close`, stray

@@ -76,6 +76,10 @@ struct IpcWatcherState {
   std::atomic<std::uint64_t> processed{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> errors{0};
+  // What went to errors/ since it was last pruned: pruning lists and stats the whole
+  // directory, so it runs every kPruneEvery files or kPruneEveryBytes, not on every move.
+  std::size_t moved_since_prune = 0;
+  std::uint64_t bytes_since_prune = 0;
 
   Group* find_watched(std::string_view folder) {
     auto it = groups.find(folder);
@@ -122,6 +126,12 @@ std::vector<PendingFile> list_pending(const State& state, const std::string& fol
   std::sort(files.begin(), files.end());
   return files;
 }
+
+// errors/ is pruned after this many moves into it, or this many bytes moved, whichever first:
+// it holds at most kMaxErrorEntries + kPruneEvery entries and kMaxErrorBytes +
+// kPruneEveryBytes + one request file.
+constexpr std::size_t kPruneEvery = 50;
+constexpr std::uint64_t kPruneEveryBytes = 1024 * 1024;
 
 // Keeps <ipc_root>/errors/ within its bounds (kMaxErrorEntries, kMaxErrorBytes, kMaxErrorAge).
 void prune_errors(const SafeDir& errors) {
@@ -183,7 +193,17 @@ void move_to_errors(State& state, const std::string& folder, const PendingFile& 
   if (!moved) why += "(the file was deleted, not kept: " + moved.error().message + ")\n";
   auto written = errors->write_file(target + ".reason", why);
   if (!written) spdlog::error("ipc: {}", written.error().message);
-  prune_errors(errors.value());
+  ++state.moved_since_prune;
+  if (moved) {
+    if (auto info = errors->stat(target); info && info.value()) {
+      state.bytes_since_prune += static_cast<std::uint64_t>(info.value()->st_size);
+    }
+  }
+  if (state.moved_since_prune >= kPruneEvery || state.bytes_since_prune >= kPruneEveryBytes) {
+    prune_errors(errors.value());
+    state.moved_since_prune = 0;
+    state.bytes_since_prune = 0;
+  }
 }
 
 void remove_handled(State& state, const std::string& folder, const PendingFile& file) {

@@ -3,17 +3,23 @@
 #include <errno.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <system_error>
 
 #include "common/time.h"
+#include "sandbox/agent_folders.h"
+#include "sandbox/seccomp_filter.h"
 
 namespace sb::sandbox {
 namespace {
@@ -35,6 +41,67 @@ std::string seconds(milliseconds duration) {
   return fmt::format("{:g} s", static_cast<double>(duration.count()) / 1000.0);
 }
 
+// A memory file holding `content`, positioned at its start, for a child to read.
+Result<int> memory_file(const char* name, std::string_view content) {
+  const int fd = ::memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return make_error(std::string("memfd_create: ") + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = errno;
+      ::close(fd);
+      return make_error(std::string("writing a memory file: ") + std::strerror(error));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+// Starts the sandbox process of `launch`: bwrap gets its arguments on kArgsFd (its
+// /proc/1/cmdline then shows no host path) and the seccomp program on kSeccompFd.
+Result<std::unique_ptr<Process>> spawn_sandbox(const asio::any_io_executor& executor,
+                                               const LaunchCommand& launch) {
+  ProcessOptions options{launch.argv, launch.env, launch.cwd, launch.setup};
+  std::vector<int> owned;
+  auto close_owned = [&owned] {
+    for (int fd : owned) ::close(fd);
+  };
+  if (launch.args_on_fd) {
+    // bwrap reads its options from the descriptor; the command stays on the command line.
+    const auto separator = std::find(launch.argv.begin(), launch.argv.end(), "--");
+    std::string args;
+    for (auto it = launch.argv.begin() + 1; it < separator; ++it) {
+      args += *it;
+      args += '\0';
+    }
+    auto fd = memory_file("bwrap-args", args);
+    if (!fd) return fd.error();
+    owned.push_back(*fd);
+    options.argv = {launch.argv[0], "--args", std::to_string(kArgsFd)};
+    options.argv.insert(options.argv.end(), separator, launch.argv.end());
+    options.setup.fds.push_back(*fd);
+  }
+  if (launch.seccomp) {
+    if (options.setup.fds.size() != static_cast<std::size_t>(kSeccompFd - kArgsFd)) {
+      close_owned();
+      return make_error("the seccomp filter needs the bwrap arguments on a descriptor");
+    }
+    auto fd = seccomp_program_fd();
+    if (!fd) {
+      close_owned();
+      return make_error("cannot build the seccomp filter: " + fd.error().message);
+    }
+    owned.push_back(*fd);
+    options.setup.fds.push_back(*fd);
+  }
+  auto spawned = Process::spawn(executor, options);
+  close_owned();
+  return spawned;
+}
+
 }  // namespace
 
 AgentRun::AgentRun(asio::any_io_executor executor, RunSpec spec, ResultHandler on_result)
@@ -44,6 +111,7 @@ AgentRun::AgentRun(asio::any_io_executor executor, RunSpec spec, ResultHandler o
       hard_timer_(executor_, steady_clock::time_point::max()),
       idle_timer_(executor_, steady_clock::time_point::max()),
       kill_timer_(executor_, steady_clock::time_point::max()),
+      disk_timer_(executor_, steady_clock::time_point::max()),
       drained_(executor_, steady_clock::time_point::max()),
       tasks_done_(executor_, steady_clock::time_point::max()) {}
 
@@ -76,7 +144,7 @@ asio::awaitable<RunOutcome> AgentRun::run() {
   log("argv: " + fmt::format("{}", fmt::join(redact_env_values(spec_.runtime, launch.argv), " ")));
   log("input: " + std::to_string(spec_.input_json.size()) + " bytes");
 
-  auto spawned = Process::spawn(executor_, ProcessOptions{launch.argv, launch.env, launch.cwd});
+  auto spawned = spawn_sandbox(executor_, launch);
   if (!spawned) {
     ExitStatus none;
     RunOutcome failed = outcome(none);
@@ -98,6 +166,10 @@ asio::awaitable<RunOutcome> AgentRun::run() {
   start_task(watch(hard_timer_, &AgentRun::on_hard_timeout));
   start_task(watch(idle_timer_, &AgentRun::on_idle));
   start_task(watch(kill_timer_, &AgentRun::on_kill_due));
+  if (spec_.max_disk > 0 && !spec_.disk_dirs.empty()) {
+    disk_timer_.expires_after(kDiskCheckInterval);
+    start_task(watch(disk_timer_, &AgentRun::on_disk_check));
+  }
 
   const ExitStatus status = co_await process_->wait();
   // What the agent wrote just before exiting may still be in the pipes. Something it left
@@ -114,6 +186,7 @@ asio::awaitable<RunOutcome> AgentRun::run() {
   hard_timer_.cancel();
   idle_timer_.cancel();
   kill_timer_.cancel();
+  disk_timer_.cancel();
   if (tasks_ > 0) co_await tasks_done_.async_wait(kAsTuple);
   if (!output_exceeded_) handle(parser_.finish());
 
@@ -144,6 +217,9 @@ RunOutcome AgentRun::outcome(const ExitStatus& status) const {
   out.signal = status.signal;
   if (output_exceeded_) {
     out.error = "agent output exceeded " + std::to_string(spec_.max_output_bytes) + " bytes";
+  } else if (disk_exceeded_) {
+    out.error = "the agent's folders exceeded max_disk (" + std::to_string(spec_.max_disk >> 20) +
+                " MiB); the agent was stopped";
   } else if (timed_out_) {
     if (!out.had_output) {
       out.error = "agent timed out after " + seconds(spec_.hard_timeout) + " without output";
@@ -302,6 +378,27 @@ void AgentRun::on_idle() {
 void AgentRun::on_kill_due() {
   if (!running()) return;
   log("still running " + seconds(spec_.kill_grace) + " after SIGTERM: killing the agent");
+  kill_now();
+}
+
+void AgentRun::on_disk_check() {
+  if (!running()) return;
+  std::uint64_t used = 0;
+  bool over = false;
+  for (const auto& dir : spec_.disk_dirs) {
+    const auto usage = disk_usage(dir, spec_.max_disk);
+    if (!usage) continue;
+    used += usage->bytes;
+    if (usage->stopped || used > spec_.max_disk) over = true;
+  }
+  if (!over) {
+    disk_timer_.expires_after(kDiskCheckInterval);
+    return;
+  }
+  disk_exceeded_ = true;
+  log(fmt::format("the agent's folders use more than max_disk ({} bytes): killing the agent",
+                  spec_.max_disk));
+  spdlog::warn("[{}] the agent's folders use more than max_disk; stopping it", spec_.group);
   kill_now();
 }
 

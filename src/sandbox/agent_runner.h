@@ -9,7 +9,8 @@
 //     result) → SIGTERM to the sandbox, SIGKILL `kill_grace` later;
 //   - idle timeout: this long after a result with no follow-up sent (input_sent()) → the
 //     run writes input/_close, asking the agent to finish;
-//   - output cap: stdout beyond max_output_bytes → SIGKILL at once.
+//   - output cap: stdout beyond max_output_bytes → SIGKILL at once;
+//   - disk: the agent's folders over max_disk → SIGKILL, the run fails with that reason.
 // A timeout after at least one result counts as success: the agent said what it had to say.
 //
 // Leftovers: under bwrap and none nothing survives the daemon: the sandbox process runs in
@@ -27,6 +28,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -34,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "common/safe_files.h"
@@ -62,7 +65,13 @@ struct RunSpec {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(2)};
   std::size_t max_output_bytes = 10 * 1024 * 1024;  // stdout, all results and noise
   std::string group;                                // the group's folder, for log lines
+  // The folders the agent writes and the most they may use together (0: no limit), measured
+  // every kDiskCheckInterval while it runs; over it the run is killed and fails.
+  std::vector<std::filesystem::path> disk_dirs;
+  std::uint64_t max_disk = 0;
 };
+
+inline constexpr std::chrono::seconds kDiskCheckInterval{10};
 
 struct RunOutcome {
   // True when the agent did its job: it exited 0, or produced at least one result (even if it
@@ -122,6 +131,7 @@ class AgentRun {
   void on_hard_timeout();
   void on_idle();
   void on_kill_due();
+  void on_disk_check();
   void escalate();
   void kill_now();
   void log(std::string_view line);
@@ -141,6 +151,7 @@ class AgentRun {
   boost::asio::steady_timer hard_timer_;
   boost::asio::steady_timer idle_timer_;
   boost::asio::steady_timer kill_timer_;
+  boost::asio::steady_timer disk_timer_;
   boost::asio::steady_timer drained_;     // cancelled when both readers are done
   boost::asio::steady_timer tasks_done_;  // cancelled when the last task ends
   int tasks_ = 0;
@@ -150,6 +161,7 @@ class AgentRun {
   bool finished_ = false;
   bool timed_out_ = false;
   bool output_exceeded_ = false;
+  bool disk_exceeded_ = false;
   bool stopped_ = false;
   bool escalated_ = false;
   bool killed_ = false;

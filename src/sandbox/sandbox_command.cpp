@@ -114,6 +114,9 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec, Sources& source) {
       }
     }
   }
+  // The sandbox's root is bwrap's tmpfs, memory the agent could fill: read-only once every
+  // mount point is made.
+  argv.insert(argv.end(), {"--remount-ro", "/"});
   if (spec.seccomp) argv.insert(argv.end(), {"--seccomp", std::to_string(kSeccompFd)});
   if (!spec.workdir.empty()) argv.insert(argv.end(), {"--chdir", spec.workdir});
   argv.push_back("--");

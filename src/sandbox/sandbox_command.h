@@ -6,7 +6,8 @@
 //
 // What the agent sees under bwrap: a read-only /usr (and /bin, /lib, /lib64, /sbin as on the
 // host), a fresh /proc with /proc/sys read-only, a minimal /dev, an empty tmpfs /tmp, the
-// spec's mounts, and the agent program itself when it lives outside /usr. No other host file,
+// spec's mounts, and the agent program itself when it lives outside /usr, on a read-only
+// root. No other host file,
 // no host environment variable, no network unless `network` is set (then also
 // /etc/resolv.conf, /etc/hosts and /etc/ssl, read-only), its own PID/IPC/UTS/cgroup/user
 // namespaces (no further user namespaces inside: --disable-userns) and its own session (no

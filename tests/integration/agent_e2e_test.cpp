@@ -28,7 +28,7 @@ json::object tool_entry(const std::string& name, json::object input, const std::
 class BuiltInAgent : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
+    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
   }
 
   // Starts the mock model server with `script` and the daemon; `agent_toml` adds lines to

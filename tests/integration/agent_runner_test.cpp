@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/proc_scan.h"
+#include "support/require_peer.h"
 #include "support/temp_dir.h"
 
 namespace sb::sandbox {
@@ -67,7 +68,8 @@ using OnResult = std::function<void(AgentRun&, const AgentResult&, std::size_t i
 class AgentRunTest : public ::testing::TestWithParam<Runtime> {
  protected:
   void SetUp() override {
-    if (GetParam() == Runtime::bwrap && !bwrap_works()) GTEST_SKIP() << "bwrap cannot run here";
+    if (GetParam() == Runtime::bwrap)
+      SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
     fs::create_directories(group_dir());
     fs::create_directories(input_dir());
     // A word in the agent's command line that is unique to this test, to find leftovers.

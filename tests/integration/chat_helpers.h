@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daemon_fixture.h"
+#include "support/require_peer.h"
 
 namespace sb::test {
 

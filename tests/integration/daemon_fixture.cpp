@@ -45,8 +45,11 @@ std::string slurp(const fs::path& p) {
 
 // Spawns the binary with stdio redirected to files; returns the pid.
 pid_t spawn(const std::vector<std::string>& args, const fs::path& in, const fs::path& out,
-            const fs::path& err, const std::vector<std::string>& env) {
-  std::vector<std::string> argv_store{SWITCHBOARD_BINARY};
+            const fs::path& err, const std::vector<std::string>& env,
+            const std::vector<std::string>& launcher = {},
+            const std::string& binary = SWITCHBOARD_BINARY) {
+  std::vector<std::string> argv_store = launcher;
+  argv_store.push_back(binary);
   argv_store.insert(argv_store.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_store) argv.push_back(a.data());
@@ -64,7 +67,8 @@ pid_t spawn(const std::vector<std::string>& args, const fs::path& in, const fs::
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, SWITCHBOARD_BINARY, &actions, nullptr, argv.data(), envp.data());
+  int rc =
+      posix_spawnp(&pid, argv_store.front().c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
 }
@@ -107,7 +111,8 @@ Daemon::~Daemon() {
 bool Daemon::start(const std::vector<std::string>& env) {
   auto devnull = fs::path("/dev/null");
   pid_ = spawn({"run", "--config", config_file_.string()}, devnull, dir_ / "daemon.out",
-               dir_ / "daemon.log", env);
+               dir_ / "daemon.log", env, launcher_,
+               binary_.empty() ? std::string(SWITCHBOARD_BINARY) : binary_.string());
   if (pid_ < 0) return false;
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -36,6 +36,13 @@ class Daemon {
                   std::string extra_toml = "");
   ~Daemon();  // kills the process if still running
 
+  // Starts the daemon as `launcher... binary run --config …` (e.g. setpriv to run it as
+  // another user, a copy of the binary that user can reach) instead of the test build.
+  void launch_with(std::vector<std::string> launcher, std::filesystem::path binary) {
+    launcher_ = std::move(launcher);
+    binary_ = std::move(binary);
+  }
+
   // Starts the process and waits until /health answers. False if it exited or timed out.
   bool start(const std::vector<std::string>& env = {});
   // SIGTERM and wait; the exit code (or 128+signal).
@@ -62,6 +69,8 @@ class Daemon {
   std::filesystem::path config_file_;
   std::uint16_t port_;
   pid_t pid_ = -1;
+  std::vector<std::string> launcher_;
+  std::filesystem::path binary_;
 };
 
 // A TCP connection to 127.0.0.1:`port` with TCP_NODELAY; the fd, or -1 if it failed.

@@ -19,8 +19,8 @@ using namespace std::chrono_literals;
 class EmailEndToEnd : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
-    if (std::system("swaks --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "swaks is missing";
+    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
+    SKIP_OR_FAIL_WITHOUT(std::system("swaks --version >/dev/null 2>&1") == 0, "swaks");
     sink = std::make_unique<SmtpSink>(dir.path());
     smtp_port = free_port();
     const std::string toml = bwrap_test_agent_toml(dir.path()) +

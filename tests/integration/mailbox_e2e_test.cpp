@@ -68,7 +68,7 @@ class ImapEndToEnd : public ::testing::Test {
  protected:
   static constexpr const char* kPassword = "imap pass word";
   void SetUp() override {
-    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
+    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
     std::filesystem::create_directories(dir.path() / "certs");
     std::filesystem::create_directories(dir.path() / "sink");
     certs = std::make_unique<TestCertificates>(dir.path() / "certs");
@@ -170,7 +170,7 @@ TEST_F(ImapEndToEnd, AServerThatGoesAwayIsShownInHealthAndMailIsPickedUpAfterwar
 class JmapEndToEnd : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
+    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
     cyrus = std::make_unique<CyrusServer>(dir.path());
     const std::string toml = bwrap_test_agent_toml(dir.path()) +
                              "[[email.accounts]]\n"

@@ -47,7 +47,7 @@ class Listener {
 class Orchestrator : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!bwrap_works()) GTEST_SKIP() << "bwrap cannot create a sandbox on this machine";
+    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
     ASSERT_NE(mock.port(), 0) << "mock model server did not start";
     std::ofstream(dir.path() / "secret.txt") << "top secret";
     daemon = std::make_unique<Daemon>(dir.path(), "", toml());

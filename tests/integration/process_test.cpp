@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <string>
 
 #include "support/proc_scan.h"
+#include "support/require_peer.h"
 #include "support/temp_dir.h"
 
 namespace sb::sandbox {
@@ -194,6 +196,75 @@ TEST(RunCaptured, KillsAChildThatOverstaysItsTimeout) {
   EXPECT_NE(captured.error().message.find("did not finish within 200 ms"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_TRUE(sb::test::processes_with_marker_gone("31337.125"));
+}
+
+}  // namespace
+}  // namespace sb::sandbox
+
+namespace sb::sandbox {
+namespace {
+
+ProcessOptions shell(const std::string& script, ChildSetup setup) {
+  return ProcessOptions{
+      {"/bin/sh", "-c", script}, {{"PATH", "/usr/bin:/bin"}}, {}, std::move(setup)};
+}
+
+TEST(ProcessSetup, PassesTheGivenDescriptorsAsThreeFourAndNoOthers) {
+  int first[2], second[2];
+  ASSERT_EQ(::pipe2(first, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(second, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(first[1], "one", 3), 3);
+  ASSERT_EQ(::write(second[1], "two", 3), 3);
+  ::close(first[1]);
+  ::close(second[1]);
+  ChildSetup setup;
+  setup.fds = {first[0], second[0]};
+  const auto got = run(shell("cat <&3; cat <&4; ls /proc/self/fd | wc -l", setup));
+  ::close(first[0]);
+  ::close(second[0]);
+  // 0, 1, 2, 3, 4 and the directory ls reads.
+  EXPECT_EQ(got.out, "onetwo6\n");
+  EXPECT_EQ(got.status.exit_code, 0);
+}
+
+TEST(ProcessSetup, AppliesResourceLimits) {
+  ChildSetup setup;
+  setup.limits = {{RLIMIT_NOFILE, 77, 77}, {RLIMIT_FSIZE, 4096, 4096}};
+  sb::test::TempDir dir;
+  const auto got = run(shell("ulimit -n; ulimit -f; head -c 10000 /dev/zero > " +
+                                 (dir.path() / "big").string() + " 2>/dev/null; echo $?",
+                             setup));
+  // ulimit -f counts 512-byte blocks; the write beyond 4096 bytes fails (SIGXFSZ: 153).
+  EXPECT_EQ(got.out, "77\n8\n153\n");
+}
+
+TEST(ProcessSetup, DropsToTheAgentUserAndReachesStagedPathsItCouldNotTraverse) {
+  SKIP_OR_FAIL_WITHOUT(::geteuid() == 0, "root");
+  sb::test::TempDir dir;  // 0700, owned by root: nobody cannot enter it
+  std::filesystem::create_directories(dir.path() / "group");
+  std::ofstream(dir.path() / "group" / "memo") << "staged";
+  ChildSetup setup;
+  setup.staged = {dir.path() / "group"};
+  setup.run_as = Identity{65534, 65534};
+  const auto got =
+      run(shell("id -u; id -G; cat " + staged_path(0) + "/memo; cat " +
+                    (dir.path() / "group" / "memo").string() + " 2>/dev/null || echo denied",
+                setup));
+  EXPECT_EQ(got.out, "65534\n65534\nstageddenied\n");
+  // The staging happened in the child's own mount namespace: the host's /tmp is unchanged.
+  EXPECT_FALSE(std::filesystem::exists(staged_path(0) + "/memo"));
+}
+
+TEST(ProcessSetup, NamesTheStepThatFailed) {
+  SKIP_OR_FAIL_WITHOUT(::geteuid() == 0, "root");
+  asio::io_context io;
+  ChildSetup setup;
+  setup.run_as = Identity{65534, 65534};
+  auto failed =
+      Process::spawn(io.get_executor(), ProcessOptions{{"/bin/true"}, {}, "/root", setup});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message.find("entering the working directory"), std::string::npos)
+      << failed.error().message;
 }
 
 }  // namespace

@@ -702,3 +702,47 @@ TEST(ConfigAgent, TheBuiltInAgentsLimitsAreRead) {
 
 }  // namespace
 }  // namespace sb
+
+namespace sb {
+namespace {
+
+TEST(ConfigSandbox, LimitsHaveDefaultsTakeUnitsAndUnlimited) {
+  const Config defaults = parse_ok("");
+  EXPECT_EQ(defaults.agent.user, "nobody");
+  EXPECT_EQ(defaults.agent.max_processes, 1024u);
+  EXPECT_EQ(defaults.agent.max_memory, 2ull << 30);
+  EXPECT_EQ(defaults.agent.max_cpu_time, std::chrono::hours(1));
+  EXPECT_EQ(defaults.agent.max_file_size, 1ull << 30);
+  EXPECT_EQ(defaults.agent.max_open_files, 1024u);
+  EXPECT_EQ(defaults.agent.max_disk, 5ull << 30);
+  const Config set = parse_ok(
+      "[agent]\nuser = \"switchboard-agent\"\nmax_processes = 64\nmax_memory = \"256MiB\"\n"
+      "max_cpu_time = \"90s\"\nmax_file_size = \"16MiB\"\nmax_open_files = 256\n"
+      "max_disk = \"1GiB\"\n");
+  EXPECT_EQ(set.agent.user, "switchboard-agent");
+  EXPECT_EQ(set.agent.max_processes, 64u);
+  EXPECT_EQ(set.agent.max_memory, 256u << 20);
+  EXPECT_EQ(set.agent.max_cpu_time, std::chrono::seconds(90));
+  EXPECT_EQ(set.agent.max_file_size, 16u << 20);
+  EXPECT_EQ(set.agent.max_open_files, 256u);
+  EXPECT_EQ(set.agent.max_disk, 1ull << 30);
+  const Config unlimited = parse_ok(
+      "[agent]\nmax_processes = \"unlimited\"\nmax_memory = \"unlimited\"\n"
+      "max_cpu_time = \"unlimited\"\nmax_file_size = \"unlimited\"\n"
+      "max_open_files = \"unlimited\"\nmax_disk = \"unlimited\"\n");
+  EXPECT_EQ(unlimited.agent.max_processes, 0u);
+  EXPECT_EQ(unlimited.agent.max_memory, 0u);
+  EXPECT_EQ(unlimited.agent.max_cpu_time.count(), 0);
+  EXPECT_EQ(unlimited.agent.max_disk, 0u);
+}
+
+TEST(ConfigSandbox, RefusesRootAsTheAgentUserAndLimitsWithoutUnits) {
+  EXPECT_THAT(parse_error("[agent]\nuser = \"root\"\n"), HasSubstr("other than root"));
+  EXPECT_THAT(parse_error("[agent]\nuser = \"0:0\"\n"), HasSubstr("other than root"));
+  EXPECT_THAT(parse_error("[agent]\nmax_cpu_time = 60\n"), HasSubstr("no unit"));
+  EXPECT_THAT(parse_error("[agent]\nmax_memory = \"lots\"\n"), HasSubstr("max_memory"));
+  EXPECT_THAT(parse_error("[agent]\nmax_processes = 0\n"), HasSubstr("max_processes"));
+}
+
+}  // namespace
+}  // namespace sb

@@ -157,14 +157,27 @@ TEST(IpcFiles, ClearingInputRemovesPlantedLinksAndTreesButNothingTheyPointTo) {
   EXPECT_EQ(read_file(outside / "dir" / "inner"), "keep");
 }
 
-TEST(IpcFiles, RefusesAGroupLayoutWithASymlinkedDirectory) {
+TEST(IpcFiles, ReplacesASymlinkOrFilePlantedInPlaceOfARequestDirectoryWithoutFollowingIt) {
   test::TempDir temp;
   fs::create_directories(temp.path() / "alice");
   fs::create_directory(temp.path() / "elsewhere");
+  std::ofstream(temp.path() / "elsewhere" / "keep") << "keep";
   fs::create_directory_symlink(temp.path() / "elsewhere", temp.path() / "alice" / "tasks");
+  std::ofstream(temp.path() / "alice" / "input") << "a file";
+  ASSERT_TRUE(ensure_group_ipc_dirs(temp.path(), "alice").ok());
+  for (const char* sub : {"tasks", "input"}) {
+    EXPECT_EQ(fs::symlink_status(temp.path() / "alice" / sub).type(), fs::file_type::directory);
+  }
+  EXPECT_EQ(read_file(temp.path() / "elsewhere" / "keep"), "keep");
+}
+
+TEST(IpcFiles, RefusesAGroupIpcDirectoryThatIsASymlink) {
+  test::TempDir temp;
+  fs::create_directory(temp.path() / "elsewhere");
+  fs::create_directory_symlink(temp.path() / "elsewhere", temp.path() / "alice");
   auto made = ensure_group_ipc_dirs(temp.path(), "alice");
   ASSERT_FALSE(made.ok());
-  EXPECT_THAT(made.error().message, HasSubstr("not a directory"));
+  EXPECT_TRUE(fs::is_empty(temp.path() / "elsewhere"));
 }
 
 TEST(IpcFiles, RefusesInvalidGroupFolders) {

@@ -367,18 +367,24 @@ TEST_F(IpcWatcherTest, BoundsTheErrorsDirectoryAtStartUp) {
   EXPECT_TRUE(fs::exists(errors() / "old-00005.json"));
 }
 
-TEST_F(IpcWatcherTest, BoundsTheErrorsDirectoryWhenAFileIsMovedThere) {
+TEST_F(IpcWatcherTest, BoundsTheErrorsDirectoryAfterEveryFiftyMovesThere) {
   plant_errors(errors(), kMaxErrorEntries);
-  // The planted entries are older than the file moved next, whatever the clock's resolution.
+  // The planted entries are older than the files moved next, whatever the clock's resolution.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   watch("alice");
-  auto file = write_ipc_file(messages("alice"), "{not json");
-  ASSERT_TRUE(file.ok());
-  ASSERT_TRUE(run_until([&] { return counters().errors == 1; }));
+  std::vector<fs::path> files;
+  for (int i = 0; i < 49; ++i) files.push_back(write_ipc_file(messages("alice"), "{x").value());
+  ASSERT_TRUE(run_until([&] { return counters().errors == 49; }));
+  EXPECT_EQ(entries(errors()).size(), 2 * (kMaxErrorEntries + 49)) << "not pruned on each move";
+  files.push_back(write_ipc_file(messages("alice"), "{x").value());
+  ASSERT_TRUE(run_until([&] { return counters().errors == 50; }));
   EXPECT_EQ(entries(errors()).size(), 2 * kMaxErrorEntries);
-  EXPECT_FALSE(fs::exists(errors() / "old-00000.json"));
-  EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.value().filename().string())));
-  EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.value().filename().string() + ".reason")));
+  EXPECT_FALSE(fs::exists(errors() / "old-00049.json"));
+  EXPECT_TRUE(fs::exists(errors() / "old-00050.json"));
+  for (const auto& file : files) {
+    EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.filename().string())));
+    EXPECT_TRUE(fs::exists(errors() / ("alice-" + file.filename().string() + ".reason")));
+  }
 }
 
 TEST_F(IpcWatcherTest, UnwatchStopsDeliveryUntilWatchedAgain) {

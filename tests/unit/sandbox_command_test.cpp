@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,8 +154,11 @@ TEST(BwrapArgv, ShowsNoHostPathButTheSystemTheMountsAndTheProgram) {
                                 "/lib",
                                 "/lib64",
                                 "/sbin",
+                                "/",
                                 "/proc",
+                                "/proc/sys",
                                 "/dev",
+                                "/dev/shm",
                                 "/tmp",
                                 "/srv/groups/family",
                                 "/workspace/group",
@@ -169,6 +173,104 @@ TEST(BwrapArgv, ShowsNoHostPathButTheSystemTheMountsAndTheProgram) {
   }
   EXPECT_TRUE(contains(setup_of(argv), {"--ro-bind", program.string(), program.string()}));
   EXPECT_EQ(command_of(argv), (Args{program.string(), "--flag"}));
+}
+
+TEST(BwrapArgv, LeavesNoWayToTheHostsSysctlsNestedNamespacesOrAWritableRoot) {
+  auto spec = basic_spec();
+  const auto setup = setup_of(sandbox_argv(Runtime::bwrap, spec));
+  EXPECT_TRUE(contains(setup, {"--unshare-user"}));
+  EXPECT_TRUE(contains(setup, {"--disable-userns"}));
+  // /proc/sys read-only after the fresh /proc; the root read-only after every mount point.
+  const auto proc = index_of(setup, {"--proc", "/proc"});
+  const auto sys = index_of(setup, {"--ro-bind", "/proc/sys", "/proc/sys"});
+  ASSERT_GE(proc, 0);
+  EXPECT_GT(sys, proc);
+  const auto root = index_of(setup, {"--remount-ro", "/"});
+  EXPECT_EQ(root, static_cast<std::ptrdiff_t>(setup.size()) - 4)
+      << "after the mounts, before --chdir";
+  EXPECT_FALSE(contains(setup, {"--seccomp"}));
+  spec.seccomp = true;
+  EXPECT_TRUE(contains(setup_of(sandbox_argv(Runtime::bwrap, spec)),
+                       {"--seccomp", std::to_string(kSeccompFd)}));
+}
+
+TEST(BwrapArgv, SizesTmpAndShmByTheMemoryLimit) {
+  auto spec = basic_spec();
+  EXPECT_TRUE(contains(setup_of(sandbox_argv(Runtime::bwrap, spec)), {"--tmpfs", "/tmp"}));
+  EXPECT_FALSE(contains(setup_of(sandbox_argv(Runtime::bwrap, spec)), {"--size"}));
+  spec.limits.memory = 1 << 28;
+  const auto setup = setup_of(sandbox_argv(Runtime::bwrap, spec));
+  EXPECT_TRUE(contains(setup, {"--size", "268435456", "--tmpfs", "/tmp"}));
+  EXPECT_TRUE(contains(setup, {"--size", "268435456", "--tmpfs", "/dev/shm"}));
+}
+
+TEST(LaunchCommand, StagesEveryHostSourceAndDropsToTheAgentUserWhenRunAsIsSet) {
+  sb::test::TempDir dir;
+  const fs::path program = dir.path() / "agent";
+  std::ofstream(program) << "#!/bin/sh\n";
+  fs::permissions(program, fs::perms::owner_all);
+  auto spec = basic_spec();
+  spec.argv = {program.string()};
+  spec.run_as = Identity{65534, 65534};
+  spec.limits.processes = 64;
+  const auto launch = launch_command(Runtime::bwrap, spec);
+  ASSERT_EQ(launch.setup.staged.size(), 3u);  // two mounts and the program
+  EXPECT_EQ(launch.setup.staged[0], "/srv/groups/family");
+  EXPECT_EQ(launch.setup.staged[1], "/srv/global");
+  EXPECT_EQ(launch.setup.staged[2], program);
+  const auto setup = setup_of(launch.argv);
+  EXPECT_TRUE(contains(setup, {"--bind", staged_path(0), "/workspace/group"}));
+  EXPECT_TRUE(contains(setup, {"--ro-bind", staged_path(1), "/workspace/global"}));
+  EXPECT_TRUE(contains(setup, {"--ro-bind", staged_path(2), program.string()}));
+  EXPECT_FALSE(contains(setup, {"/srv/groups/family"}));
+  ASSERT_TRUE(launch.setup.run_as);
+  EXPECT_EQ(launch.setup.run_as->uid, 65534u);
+  EXPECT_TRUE(launch.args_on_fd);
+  // Without run_as nothing is staged and the daemon's user runs the sandbox.
+  spec.run_as.reset();
+  const auto plain = launch_command(Runtime::bwrap, spec);
+  EXPECT_TRUE(plain.setup.staged.empty());
+  EXPECT_FALSE(plain.setup.run_as);
+  EXPECT_TRUE(contains(setup_of(plain.argv), {"--bind", "/srv/groups/family", "/workspace/group"}));
+}
+
+TEST(ResourceLimits, MapEachLimitToItsRlimitAndAlwaysForbidCoreFiles) {
+  SandboxLimits limits;
+  auto rlimits = resource_limits(limits);
+  ASSERT_EQ(rlimits.size(), 1u);
+  EXPECT_EQ(rlimits[0].resource, RLIMIT_CORE);
+  EXPECT_EQ(rlimits[0].hard, 0u);
+  limits = {.processes = 64,
+            .memory = 1 << 28,
+            .cpu_time = std::chrono::seconds(60),
+            .file_size = 1 << 24,
+            .open_files = 256};
+  rlimits = resource_limits(limits);
+  auto find = [&](int resource) {
+    for (const auto& limit : rlimits) {
+      if (limit.resource == resource) return limit;
+    }
+    ADD_FAILURE() << "no rlimit " << resource;
+    return ResourceLimit{};
+  };
+  EXPECT_EQ(find(RLIMIT_NPROC).soft, 64u);
+  EXPECT_EQ(find(RLIMIT_DATA).hard, 1u << 28);
+  EXPECT_EQ(find(RLIMIT_CPU).soft, 60u);
+  EXPECT_EQ(find(RLIMIT_CPU).hard, 65u) << "SIGXCPU first, SIGKILL 5 s later";
+  EXPECT_EQ(find(RLIMIT_FSIZE).soft, 1u << 24);
+  EXPECT_EQ(find(RLIMIT_NOFILE).soft, 256u);
+}
+
+TEST(ContainerArgv, RunsAsTheAgentUserWithTheLimits) {
+  auto spec = basic_spec();
+  spec.run_as = Identity{65534, 65534};
+  spec.limits = {.processes = 64, .memory = 1 << 28, .file_size = 1 << 24, .open_files = 256};
+  const auto argv = sandbox_argv(Runtime::docker, spec);
+  EXPECT_TRUE(contains(argv, {"--user", "65534:65534"}));
+  EXPECT_TRUE(contains(argv, {"--pids-limit", "64"}));
+  EXPECT_TRUE(contains(argv, {"--memory", "268435456"}));
+  EXPECT_TRUE(contains(argv, {"--ulimit", "fsize=16777216"}));
+  EXPECT_TRUE(contains(argv, {"--ulimit", "nofile=256"}));
 }
 
 TEST(BwrapArgv, ResolvesTheProgramOnPathWithoutBindingWhatIsInUsr) {
