@@ -157,8 +157,9 @@ void remove_or_skip(State& state, const std::string& folder, const PendingFile& 
   }
 }
 
-// Takes a file out of the queue for good: moved to errors/ with its reason (a directory is
-// deleted instead: errors/ keeps files only), else deleted, else remembered as stuck. The
+// Takes a file out of the queue for good: moved to errors/ with its reason (a directory, a
+// symlink or another non-regular file is deleted instead: errors/ keeps regular files only),
+// else deleted, else remembered as stuck. The
 // move is a renameat between the two directories' handles, so a symlink swapped in for the
 // request directory meanwhile makes it fail rather than move something else.
 void move_to_errors(State& state, const std::string& folder, const PendingFile& file,
@@ -177,8 +178,12 @@ void move_to_errors(State& state, const std::string& folder, const PendingFile& 
       moved = info.error();
     } else if (!info.value()) {
       return;  // gone meanwhile
-    } else if (S_ISDIR(info.value()->st_mode)) {
-      moved = make_error("it is a directory, which errors/ does not keep");
+    } else if (!S_ISREG(info.value()->st_mode)) {
+      // A symlink kept there would point into the host from a host-owned directory.
+      moved =
+          make_error(S_ISDIR(info.value()->st_mode)
+                         ? "it is a directory, which errors/ does not keep"
+                         : "it is not a regular file (a symlink?), which errors/ does not keep");
     } else {
       moved = from->rename(file.name, errors.value(), target);
     }

@@ -126,7 +126,7 @@ class Escape : public ::testing::TestWithParam<Mode> {
       ::lchown(daemon->config_file().c_str(), uid, uid);
     }
     ASSERT_TRUE(daemon->start(
-        {"SB_ESCAPE_TOKEN=" + kToken, "SB_ESCAPE_MODEL_KEY=" + kModelKey, "HOSTILE_LINGER=20"}))
+        {"SB_ESCAPE_TOKEN=" + kToken, "SB_ESCAPE_MODEL_KEY=" + kModelKey, "HOSTILE_LINGER=8"}))
         << daemon->log();
   }
 
@@ -320,7 +320,8 @@ TEST_P(Escape, SymlinksPlantedWhereTheHostWritesAreNeverFollowed) {
   // The daemon restarts: it creates missing CLAUDE.md files and reads leftovers.
   daemon->terminate();
   start();
-  attack("reply", {{"text", "after restart"}});
+  const auto id = post("http:eve", "reply {\"text\":\"after restart\"}");
+  EXPECT_EQ(replies("http:eve", 1, 60s, id), std::vector<std::string>{"after restart"});
   wait_idle();
 
   EXPECT_EQ(slurp(victim), victim_content) << "a host file was written through a symlink";
@@ -334,6 +335,7 @@ TEST_P(Escape, SymlinksPlantedWhereTheHostWritesAreNeverFollowed) {
   const fs::path errors = dir.path() / "data/ipc/errors";
   if (fs::exists(errors)) {
     for (const auto& entry : fs::directory_iterator(errors)) {
+      EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(entry.path()))) << entry.path();
       EXPECT_EQ(slurp(entry.path()).find("http:victim"), std::string::npos) << entry.path();
     }
   }
@@ -352,15 +354,19 @@ TEST_P(Escape, FloodingOutputOrDiskEndsOnlyTheFloodingRun) {
   // kDiskCheckInterval; the group's next runs are refused until its folder is cleaned up.
   post("http:hoard", "disk {\"chunk\":8388608,\"total\":268435456,\"stay\":40}");
   others_keep_working();
-  const auto deadline = std::chrono::steady_clock::now() + 40s;
-  auto seen = [&] {
-    const std::string log = daemon->log();
-    return log.find("agent output exceeded") != std::string::npos &&
-           log.find("the agent's folders exceeded max_disk") != std::string::npos &&
-           log.find("the group's folders use more than max_disk") != std::string::npos;
+  auto logged = [&](const std::string& text) {
+    const auto deadline = std::chrono::steady_clock::now() + 40s;
+    while (daemon->log().find(text) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(500ms);
+    }
+    return daemon->log().find(text) != std::string::npos;
   };
-  while (!seen() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1s);
-  EXPECT_TRUE(seen()) << daemon->log();
+  EXPECT_TRUE(logged("agent output exceeded")) << daemon->log();
+  EXPECT_TRUE(logged("the agent's folders exceeded max_disk")) << daemon->log();
+  // The next message of the hoarding group does not start an agent while its folder is full.
+  post("http:hoard", "reply {\"text\":\"too much\"}");
+  EXPECT_TRUE(logged("the group's folders use more than max_disk")) << daemon->log();
   others_keep_working();
 }
 

@@ -316,6 +316,9 @@ TEST_F(IpcWatcherTest, DoesNotFollowASymlinkPlantedInTheDirectory) {
   EXPECT_TRUE(handled_.empty());
   EXPECT_EQ(read_file(outside), message_json("http:alice", "from outside"));
   EXPECT_THAT(read_file(errors() / "alice-0001.json.reason"), HasSubstr("symlink"));
+  // The link itself is deleted, not kept in errors/ (where it would point into the host).
+  EXPECT_FALSE(fs::exists(fs::symlink_status(errors() / "alice-0001.json")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(messages("alice") / "0001.json")));
 }
 
 TEST_F(IpcWatcherTest, MovesAnOversizedFileToErrors) {
