@@ -23,6 +23,7 @@
 #include <mutex>
 #include <system_error>
 
+#include "common/safe_files.h"
 #include "common/spawn.h"
 
 namespace sb::sandbox {
@@ -34,40 +35,15 @@ std::string errno_text(int error) {
   return std::error_code(error, std::generic_category()).message();
 }
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = other.release();
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 struct Pipe {
-  Fd read;
-  Fd write;
+  UniqueFd read;
+  UniqueFd write;
 };
 
 Result<Pipe> make_pipe() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return make_error("cannot create a pipe: " + errno_text(errno));
-  return Pipe{Fd(fds[0]), Fd(fds[1])};
+  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
 void ignore_sigpipe_once() {
@@ -148,9 +124,9 @@ Result<pid_t> fork_with_setup(const std::string& program, char* const argv[], ch
     }
     staged.push_back(StagedSource{path.string(), staged_path(i)});
   }
-  Fd null;
+  UniqueFd null;
   if (in < 0) {
-    null = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    null = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (null.get() < 0) return make_error("cannot open /dev/null: " + errno_text(errno));
     in = null.get();
   }
@@ -429,7 +405,7 @@ Result<Captured> run_captured(const std::vector<std::string>& argv,
                               std::size_t max_output, std::chrono::milliseconds timeout,
                               const ChildSetup& setup) {
   ignore_sigpipe_once();
-  Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null.get() < 0) return make_error("cannot open /dev/null: " + errno_text(errno));
   auto out = make_pipe();
   if (!out) return out.error();
