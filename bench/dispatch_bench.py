@@ -416,6 +416,9 @@ def main():
         sys.exit("dispatch_bench: no runtime to measure")
 
     root = tempfile.mkdtemp(prefix="switchboard-dispatch.")
+    # Run as root, the daemon starts agents as `nobody`; under runtime "none" they use the
+    # data directory's host paths, which must be reachable for them.
+    os.chmod(root, 0o755)
     results = {}
     mock = None
     try:

@@ -15,7 +15,9 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace sb::sandbox {
 namespace {
@@ -320,18 +322,54 @@ std::vector<BlockedSyscall> blocked_syscalls() {
   return list;
 }
 
-Result<int> seccomp_program_fd() {
+namespace {
+
+// The exported program, built once: libseccomp takes milliseconds to generate it, and it is
+// the same for every sandbox.
+Result<std::string> program_bytes() {
+  static std::optional<std::string> cached;
+  if (cached) return *cached;
   auto filter = build_filter();
   if (!filter) return filter.error();
+  const int fd = memfd_create("switchboard-seccomp-build", MFD_CLOEXEC);
+  if (fd < 0) return make_error(errno_text("memfd_create"));
+  std::string bytes;
+  if (int rc = seccomp_export_bpf(filter->get(), fd); rc < 0) {
+    close(fd);
+    return make_error(std::string("seccomp filter: seccomp_export_bpf failed: ") +
+                      std::strerror(-rc));
+  }
+  lseek(fd, 0, SEEK_SET);
+  char buffer[4096];
+  ssize_t n = 0;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0)
+    bytes.append(buffer, static_cast<std::size_t>(n));
+  const int error = n < 0 ? errno : 0;
+  close(fd);
+  if (error != 0 || bytes.empty()) {
+    return make_error("seccomp filter: reading the exported program failed");
+  }
+  cached = std::move(bytes);
+  return *cached;
+}
+
+}  // namespace
+
+Result<int> seccomp_program_fd() {
+  auto program = program_bytes();
+  if (!program) return program.error();
   int fd = memfd_create("switchboard-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return make_error(errno_text("memfd_create"));
   auto fail = [fd](Error error) {
     close(fd);
     return error;
   };
-  if (int rc = seccomp_export_bpf(filter->get(), fd); rc < 0) {
-    return fail(make_error(std::string("seccomp filter: seccomp_export_bpf failed: ") +
-                           std::strerror(-rc)));
+  std::string_view rest = *program;
+  while (!rest.empty()) {
+    const ssize_t n = write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(make_error(errno_text("writing the seccomp program")));
+    rest.remove_prefix(static_cast<std::size_t>(n));
   }
   // Sealed, so nothing that gets hold of the fd can change the program it stands for.
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {

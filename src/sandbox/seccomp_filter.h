@@ -12,7 +12,8 @@
 // another architecture (i386 through int 0x80, x32) kills the process, so the 32-bit entry
 // points cannot go around the filter. The reason for each entry is in seccomp_filter.cpp.
 //
-// Threading: libseccomp keeps unsynchronised global state, so calls to
+// Threading: the program is built once and kept (libseccomp keeps unsynchronised global
+// state, and the cache is not locked), so calls to
 // seccomp_program_fd() must not overlap (call it on the event-loop thread).
 
 #include <string_view>
