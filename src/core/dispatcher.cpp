@@ -1,6 +1,7 @@
 #include "core/dispatcher.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -8,8 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <unistd.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cstring>

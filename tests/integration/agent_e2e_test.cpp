@@ -27,9 +27,7 @@ json::object tool_entry(const std::string& name, json::object input, const std::
 
 class BuiltInAgent : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override {
-    SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox");
-  }
+  void SetUp() override { SKIP_OR_FAIL_WITHOUT(bwrap_works(), "a working bwrap sandbox"); }
 
   // Starts the mock model server with `script` and the daemon; `agent_toml` adds lines to
   // the [agent] table.
