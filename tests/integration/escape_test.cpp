@@ -44,10 +44,12 @@ std::string slurp(const fs::path& path) {
 
 // The unprivileged user the daemon runs as in the second mode, created once.
 std::optional<std::pair<uid_t, gid_t>> test_user() {
-  if (::getpwnam(kTestUser) == nullptr) {
-    const std::string add = std::string("useradd --system --no-create-home --shell ") +
-                            "/usr/sbin/nologin --user-group " + kTestUser + " >/dev/null 2>&1";
-    if (std::system(add.c_str()) != 0) return std::nullopt;
+  // Tests run in parallel (ctest -j): another one may be adding the user right now, and
+  // useradd fails while /etc/passwd is locked. Try again a few times.
+  const std::string add = std::string("useradd --system --no-create-home --shell ") +
+                          "/usr/sbin/nologin --user-group " + kTestUser + " >/dev/null 2>&1";
+  for (int attempt = 0; attempt < 20 && ::getpwnam(kTestUser) == nullptr; ++attempt) {
+    if (std::system(add.c_str()) != 0) std::this_thread::sleep_for(250ms);
   }
   const passwd* entry = ::getpwnam(kTestUser);
   if (entry == nullptr) return std::nullopt;
