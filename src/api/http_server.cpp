@@ -14,6 +14,7 @@
 #include <chrono>
 
 #include "api/auth.h"
+#include "common/http_limits.h"
 #include "generated/version.h"
 
 namespace sb::api {
@@ -69,7 +70,7 @@ bool parse_target(std::string_view target, Request& out) {
 struct HttpServer::Connection {
   explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{kMaxHttpReadBuffer};  // common/http_limits.h: no oversized field
   bool busy = false;  // between the first byte of a request and the end of its response
 };
 

@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 
+#include "common/http_limits.h"
 #include "common/tls_client.h"
 #include "common/url_parts.h"
 
@@ -43,7 +44,7 @@ struct HttpClient::State {
 namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+constexpr std::size_t kMaxHeaderBytes = kMaxHttpHeaderBytes;
 constexpr std::size_t kMaxUrlBytes = 8 * 1024;
 
 using StatePtr = std::shared_ptr<HttpClient::State>;
@@ -185,7 +186,7 @@ asio::awaitable<Result<HttpResponse>> exchange(StatePtr state, const HttpRequest
 
   auto req = make_request(request, target, verb);
   lowest.expires_at(deadline);
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{kMaxHttpReadBuffer};  // common/http_limits.h
   http::response_parser<http::string_body> parser;
   parser.header_limit(kMaxHeaderBytes);
   parser.body_limit(cap);
@@ -218,7 +219,7 @@ asio::awaitable<Result<HttpResponse>> read_stream(const StatePtr& state, Stream&
                                                   Clock::time_point deadline, std::size_t cap,
                                                   std::chrono::milliseconds inactivity,
                                                   const HttpClient::BodyHandler& on_body) {
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{kMaxHttpReadBuffer};  // common/http_limits.h
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(kMaxHeaderBytes);
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());

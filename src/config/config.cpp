@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/http_limits.h"
 #include "config/units.h"
 #include "core/schedule.h"
 #include "host/ipc_files.h"
@@ -54,7 +55,7 @@ constexpr std::uint64_t kMaxContextWindow = 100'000'000;
 
 // Upper bounds: beyond these a value is a typo rather than a choice.
 constexpr std::uint64_t kMaxBodyBytes = 1ull << 30;
-constexpr std::uint64_t kMaxHeaderBytes = 1ull << 20;
+constexpr std::uint64_t kMaxHeaderBytes = kMaxHttpHeaderBytes;
 constexpr std::uint64_t kMaxConnections = 100'000;
 constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
 

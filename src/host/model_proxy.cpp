@@ -28,6 +28,7 @@
 #include <span>
 #include <vector>
 
+#include "common/http_limits.h"
 #include "common/url_parts.h"
 
 namespace sb::host {
@@ -431,7 +432,7 @@ struct Connection {
   Connection(local::socket socket, std::shared_ptr<Listener> l)
       : stream(std::move(socket)), listener(std::move(l)) {}
   AgentStream stream;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{kMaxHttpReadBuffer};  // common/http_limits.h: no oversized field
   std::shared_ptr<Listener> listener;
   bool busy = false;                      // from a request's header to the end of its response
   beast::tcp_stream* upstream = nullptr;  // while a request is forwarded
@@ -839,7 +840,7 @@ asio::awaitable<Outcome> ModelProxy::Impl::exchange(std::shared_ptr<Impl> self, 
     co_return co_await std::move(reply);
   }
 
-  beast::flat_buffer up_buffer;
+  beast::flat_buffer up_buffer{kMaxHttpReadBuffer};
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
   parser.body_limit(boost::none);  // relayed, not stored; the deadline bounds it

@@ -43,7 +43,8 @@ struct ProxyOptions {
   // An agent connection waiting for (or sending) its next request this long is closed.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(2)};
   std::size_t max_request_bytes = 32u << 20;  // request body; over it the agent gets 413
-  std::size_t max_header_bytes = 64u << 10;   // request and response headers
+  std::size_t max_header_bytes = 60u << 10;   // request and response headers; at most
+                                              // kMaxHttpHeaderBytes (common/http_limits.h)
   unsigned socket_mode = 0600;                // 0660 when the sandbox runs as another user
 };
 

@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -791,6 +792,58 @@ TEST_F(ModelProxyTest, InvalidBaseUrlIsReportedByOpen) {
   auto opened = proxy.open("main", socket());
   ASSERT_FALSE(opened);
   EXPECT_NE(opened.error().message.find("http or https"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sb::host
+
+namespace sb::host {
+namespace {
+
+// Sends `bytes` on a fresh connection to the unix socket and reads until the proxy closes
+// it (or 5 s pass); what came back.
+std::string raw_exchange(const fs::path& socket_path, const std::string& bytes) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "(connect failed)";
+  }
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string reply;
+  pollfd p{fd, POLLIN, 0};
+  char buffer[4096];
+  while (::poll(&p, 1, 5000) > 0) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+// Issue 16: a trailer field Beast cannot store used to throw out of the event loop.
+TEST_F(ModelProxyTest, AnOversizedTrailerEndsOnlyItsConnection) {
+  ProxyOptions o;
+  o.provider = ModelProvider::anthropic;
+  o.base_url = "http://127.0.0.1:9";
+  ProxyHarness proxy(o);
+  ASSERT_TRUE(proxy.open("main", socket()));
+  const std::string attack =
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      "chunked\r\nTrailer: X-T\r\n\r\n2\r\n{}\r\n0\r\nX-T: " +
+      std::string(70000, 'a') + "\r\n\r\n";
+  raw_exchange(socket(), attack);
+  // The proxy's loop still serves: a refused method is answered as usual.
+  const std::string after = raw_exchange(socket(), "BREW /v1/messages HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(after.rfind("HTTP/1.1 405", 0), 0u) << after;
 }
 
 }  // namespace

@@ -254,8 +254,8 @@ TEST(ConfigSizes, ZeroAndNegativeSizesAreRejected) {
 TEST(ConfigSizes, SizesAboveTheirBoundAreRejected) {
   EXPECT_EQ(parse_error("[api]\nmax_body_bytes = \"1025MiB\"\n"),
             "t.toml:2: 'api.max_body_bytes' must be at most 1GiB (got '1025MiB')");
-  EXPECT_EQ(parse_error("[api]\nmax_header_bytes = \"2MiB\"\n"),
-            "t.toml:2: 'api.max_header_bytes' must be at most 1MiB (got '2MiB')");
+  EXPECT_EQ(parse_error("[api]\nmax_header_bytes = \"64KiB\"\n"),
+            "t.toml:2: 'api.max_header_bytes' must be at most 60KiB (got '64KiB')");
   // Too large for 64 bits: still reported as over the bound, not wrapped around to a small value.
   EXPECT_EQ(parse_error("[api]\nmax_body_bytes = \"99999999999999999999GiB\"\n"),
             "t.toml:2: 'api.max_body_bytes' must be at most 1GiB (got "
