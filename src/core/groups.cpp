@@ -47,6 +47,10 @@ Result<void> validate_folder_name(std::string_view folder) {
   if (folder == "global") {
     return make_error("folder 'global' is the memory shared by all groups; choose another name");
   }
+  if (folder == "errors") {
+    // data/ipc/errors keeps the IPC files the host could not handle.
+    return make_error("folder 'errors' is reserved for the host's IPC errors; choose another name");
+  }
   return {};
 }
 

@@ -22,8 +22,9 @@
 
 namespace sb::core {
 
-// Folder names: 1-64 of [a-z0-9_-], starting with a letter or digit; "global" is the shared
-// memory folder and cannot be a group. The error says what is valid.
+// Folder names: 1-64 of [a-z0-9_-], starting with a letter or digit; "global" (the shared
+// memory folder) and "errors" (the IPC error directory) cannot be groups. The error says what
+// is valid.
 Result<void> validate_folder_name(std::string_view folder);
 
 // The per-group agent settings, kept as a JSON object in the group's agent_config:

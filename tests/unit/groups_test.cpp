@@ -32,7 +32,7 @@ TEST(GroupFolderNames, AcceptSimpleNamesAndRejectPathTricks) {
   EXPECT_TRUE(validate_folder_name("family").ok());
   EXPECT_TRUE(validate_folder_name("work-team_2").ok());
   for (std::string_view bad :
-       {"", "..", ".", "../etc", "a/b", "Family", "-x", "_x", "a b", "global", "x\n"}) {
+       {"", "..", ".", "../etc", "a/b", "Family", "-x", "_x", "a b", "global", "errors", "x\n"}) {
     EXPECT_FALSE(validate_folder_name(bad).ok()) << bad;
   }
   EXPECT_FALSE(validate_folder_name(std::string(65, 'a')).ok());
