@@ -30,7 +30,8 @@ Error not_a_directory(const fs::path& path, int error) {
                     std::strerror(error) + ")");
 }
 
-// Writes all of `content`, retrying short writes and EINTR. Returns errno or 0.
+}  // namespace
+
 int write_all(int fd, std::string_view content) {
   while (!content.empty()) {
     const ssize_t n = ::write(fd, content.data(), content.size());
@@ -42,6 +43,8 @@ int write_all(int fd, std::string_view content) {
   }
   return 0;
 }
+
+namespace {
 
 Result<void> check_name(std::string_view name, const fs::path& dir) {
   if (is_single_component(name)) return {};

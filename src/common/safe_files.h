@@ -31,6 +31,10 @@
 
 namespace sb {
 
+// Writes all of `content` to `fd`, retrying short writes and EINTR. Returns 0, or the errno
+// of the failing write.
+int write_all(int fd, std::string_view content);
+
 // An owned file descriptor, closed when destroyed. Move-only.
 class UniqueFd {
  public:

@@ -390,7 +390,7 @@ boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::strin
   queue_->finished(folder, ok);
 }
 
-std::optional<std::string> Dispatcher::sandbox_refusal(const GroupRecord& group,
+std::optional<std::string> Dispatcher::prepare_sandbox(const GroupRecord& group,
                                                        const GroupSettings& settings) {
   const GroupPaths& paths = groups_.paths();
   if (settings.network.value_or(options_.default_network) && !options_.network_refusal.empty()) {
@@ -412,18 +412,20 @@ std::optional<std::string> Dispatcher::sandbox_refusal(const GroupRecord& group,
     }
   }
   if (options_.run_as) {
-    const auto& user = *options_.run_as;
+    // What the agent writes, relative to data_dir (host-owned): handed to the agent's user.
+    const std::filesystem::path folder(group.folder);
     std::vector<std::pair<std::filesystem::path, bool>> dirs{
-        {paths.group_dir(group.folder), false},
-        {paths.session_dir(group.folder), true},
-        {paths.ipc_dir(group.folder), false},
-        {paths.proxy_socket(group.folder).parent_path(), true}};
+        {"groups" / folder, false},
+        {"sessions" / folder, true},
+        {"ipc" / folder, false},
+        {paths.proxy_socket(group.folder).parent_path().lexically_relative(paths.data_dir), true}};
     for (std::string_view sub : {host::kMessagesDir, host::kTasksDir, host::kInputDir}) {
-      dirs.emplace_back(paths.ipc_dir(group.folder) / sub, false);
+      dirs.emplace_back("ipc" / folder / sub, false);
     }
-    if (group.is_main) dirs.emplace_back(paths.global_dir(), false);
-    for (const auto& [dir, private_dir] : dirs) {
-      if (auto handed = sandbox::hand_over(dir, user, private_dir); !handed) {
+    if (group.is_main) dirs.emplace_back("groups/global", false);
+    for (const auto& [below, private_dir] : dirs) {
+      if (auto handed = sandbox::hand_over(paths.data_dir, below, *options_.run_as, private_dir);
+          !handed) {
         return "cannot prepare the agent's folders: " + handed.error().message;
       }
     }
@@ -461,7 +463,7 @@ sandbox::RunSpec Dispatcher::build_spec(const GroupRecord& group, const GroupSet
   box.network = settings.network.value_or(options_.default_network);
   box.run_as = options_.run_as;
   box.limits = options_.limits;
-  box.seccomp = options_.seccomp && options_.runtime == sandbox::Runtime::bwrap;
+  box.seccomp = options_.runtime == sandbox::Runtime::bwrap;  // sandbox/seccomp_filter.h
   spec.max_disk = options_.max_disk;
   spec.disk_dirs = agent_dirs(group.folder);
   const auto socket_dir = paths.proxy_socket(group.folder).parent_path();
@@ -533,7 +535,7 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
     failed.error = "cannot prepare the IPC directory: " + dirs.error().message;
     co_return failed;
   }
-  if (auto refused = sandbox_refusal(group, *settings)) {
+  if (auto refused = prepare_sandbox(group, *settings)) {
     sandbox::RunOutcome failed;
     failed.error = *refused;
     co_return failed;

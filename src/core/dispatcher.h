@@ -67,7 +67,6 @@ struct DispatcherOptions {
   std::optional<sandbox::Identity> run_as;
   sandbox::SandboxLimits limits;
   std::uint64_t max_disk = 0;  // group folder + IPC + session directories; 0: no limit
-  bool seccomp = false;        // bwrap: apply sandbox/seccomp_filter.h's program
   // Non-empty: why no group may have network here (the reason a run with it fails).
   std::string network_refusal;
 };
@@ -151,10 +150,11 @@ class Dispatcher final : public QueueDriver {
   Seq delivered(const std::string& folder, const std::string& chat);
   boost::asio::awaitable<void> set_delivered(std::string folder, std::string chat, Seq seq);
   void pipe_to_running(const GroupRecord& group);
-  // Why the group's sandbox may not start (network without an API token, its folders over
-  // max_disk, folders that cannot be handed to the agent's user), or nullopt once they are
-  // ready. Blocking file system work, bounded by kMaxWalkEntries.
-  std::optional<std::string> sandbox_refusal(const GroupRecord& group,
+  // Gets the group's folders ready for its sandbox (handed to the agent's user when the
+  // daemon is root) and returns nullopt, or why the sandbox may not start: network without
+  // an API token, folders over max_disk, folders that cannot be handed over. Blocking file
+  // system work on the event loop, bounded by kMaxWalkEntries.
+  std::optional<std::string> prepare_sandbox(const GroupRecord& group,
                                              const GroupSettings& settings);
   // The host folders an agent of `folder` writes: group folder, session, IPC.
   std::vector<std::filesystem::path> agent_dirs(const std::string& folder) const;

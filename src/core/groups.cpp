@@ -11,6 +11,7 @@
 #include "common/message.h"
 #include "common/safe_files.h"
 #include "config/units.h"
+#include "host/ipc_files.h"
 
 namespace sb::core {
 namespace json = boost::json;
@@ -47,7 +48,7 @@ Result<void> validate_folder_name(std::string_view folder) {
   if (folder == "global") {
     return make_error("folder 'global' is the memory shared by all groups; choose another name");
   }
-  if (folder == "errors") {
+  if (folder == host::kErrorsDir) {
     // data/ipc/errors keeps the IPC files the host could not handle.
     return make_error("folder 'errors' is reserved for the host's IPC errors; choose another name");
   }

@@ -304,7 +304,6 @@ int run_daemon(const Config& config) {
       .file_size = config.agent.max_file_size,
       .open_files = config.agent.max_open_files};
   options.max_disk = config.agent.max_disk;
-  options.seccomp = true;
   if (config.api.token.empty() && shares_host_network) {
     // A sandbox with network shares the host's: its agent could call this API on loopback.
     options.network_refusal =

@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include "common/safe_files.h"
+
 namespace sb::sandbox {
 namespace {
 
@@ -53,13 +55,13 @@ bool walk(int dir_fd, int depth, Visit& visit, int max_depth = kMaxDepth) {
 
 }  // namespace
 
-Result<void> hand_over(const fs::path& dir, const Identity& owner, bool private_dir) {
-  std::error_code ec;
-  fs::create_directories(dir.parent_path(), ec);
-  if (::mkdir(dir.c_str(), private_dir ? 0700 : 0755) != 0 && errno != EEXIST) {
-    return failure("cannot create", dir, errno);
-  }
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+Result<void> hand_over(const fs::path& base, const fs::path& below, const Identity& owner,
+                       bool private_dir) {
+  auto opened = SafeDir::open(base, below, MissingDirs::create, private_dir ? 0700 : 0755);
+  if (!opened) return opened.error();
+  const fs::path dir = base / below;
+  // walk() takes a descriptor of its own and closes it.
+  const int fd = ::fcntl(opened->fd(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return failure("cannot open", dir, errno);
   struct stat info {};
   if (::fstat(fd, &info) != 0) {

@@ -18,12 +18,14 @@
 
 namespace sb::sandbox {
 
-// Makes `dir` (created if missing, with mode 0700 for `private_dir`, else 0755) and the
-// entries directly in it (CLAUDE.md the host wrote, say) owned by `owner`, without following
-// symlinks. When `dir` itself belonged to another user (a folder made before agents ran as
-// `owner`), the whole tree is handed over. Error: names the path and the system's reason.
-Result<void> hand_over(const std::filesystem::path& dir, const Identity& owner,
-                       bool private_dir = false);
+// Makes the directory `base`/`below` (opened and, where missing, created component by
+// component without following symlinks: common/safe_files.h; new ones 0700 for
+// `private_dir`, else 0755) and the entries directly in it (CLAUDE.md the host wrote, say)
+// owned by `owner`. When the directory itself belonged to another user (a folder made before
+// agents ran as `owner`), the whole tree is handed over. Error: names the path and the
+// system's reason.
+Result<void> hand_over(const std::filesystem::path& base, const std::filesystem::path& below,
+                       const Identity& owner, bool private_dir = false);
 
 struct DiskUsage {
   std::uint64_t bytes = 0;    // allocated blocks of every file and directory

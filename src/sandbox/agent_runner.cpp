@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,34 +40,12 @@ std::string seconds(milliseconds duration) {
   return fmt::format("{:g} s", static_cast<double>(duration.count()) / 1000.0);
 }
 
-// A memory file holding `content`, positioned at its start, for a child to read.
-Result<int> memory_file(const char* name, std::string_view content) {
-  const int fd = ::memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) return make_error(std::string("memfd_create: ") + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      return make_error(std::string("writing a memory file: ") + std::strerror(error));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  ::lseek(fd, 0, SEEK_SET);
-  return fd;
-}
-
 // Starts the sandbox process of `launch`: bwrap gets its arguments on kArgsFd (its
 // /proc/1/cmdline then shows no host path) and the seccomp program on kSeccompFd.
 Result<std::unique_ptr<Process>> spawn_sandbox(const asio::any_io_executor& executor,
                                                const LaunchCommand& launch) {
   ProcessOptions options{launch.argv, launch.env, launch.cwd, launch.setup};
-  std::vector<int> owned;
-  auto close_owned = [&owned] {
-    for (int fd : owned) ::close(fd);
-  };
+  UniqueFd args_fd, seccomp_fd;  // the child gets dups; ours close when this returns
   if (launch.args_on_fd) {
     // bwrap reads its options from the descriptor; the command stays on the command line.
     const auto separator = std::find(launch.argv.begin(), launch.argv.end(), "--");
@@ -79,27 +56,21 @@ Result<std::unique_ptr<Process>> spawn_sandbox(const asio::any_io_executor& exec
     }
     auto fd = memory_file("bwrap-args", args);
     if (!fd) return fd.error();
-    owned.push_back(*fd);
+    args_fd = std::move(fd).value();
     options.argv = {launch.argv[0], "--args", std::to_string(kArgsFd)};
     options.argv.insert(options.argv.end(), separator, launch.argv.end());
-    options.setup.fds.push_back(*fd);
+    options.setup.fds.push_back(args_fd.get());
   }
   if (launch.seccomp) {
-    if (options.setup.fds.size() != static_cast<std::size_t>(kSeccompFd - kArgsFd)) {
-      close_owned();
-      return make_error("the seccomp filter needs the bwrap arguments on a descriptor");
-    }
-    auto fd = seccomp_program_fd();
-    if (!fd) {
-      close_owned();
-      return make_error("cannot build the seccomp filter: " + fd.error().message);
-    }
-    owned.push_back(*fd);
-    options.setup.fds.push_back(*fd);
+    if (!launch.args_on_fd) return make_error("the seccomp filter needs bwrap's --args");
+    auto program = seccomp_program();
+    if (!program) return make_error("cannot build the seccomp filter: " + program.error().message);
+    auto fd = memory_file("switchboard-seccomp", *program);
+    if (!fd) return fd.error();
+    seccomp_fd = std::move(fd).value();
+    options.setup.fds.push_back(seccomp_fd.get());
   }
-  auto spawned = Process::spawn(executor, options);
-  close_owned();
-  return spawned;
+  return Process::spawn(executor, options);
 }
 
 }  // namespace
@@ -485,14 +456,8 @@ void AgentRun::log(std::string_view line) {
       started_at_ == steady_clock::time_point{}
           ? 0
           : std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_at_).count();
-  std::string text = fmt::format("+{}ms {}\n", elapsed, line);
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(log_.get(), rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a full disk loses log lines, never the run
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
+  // A full disk loses log lines, never the run.
+  write_all(log_.get(), fmt::format("+{}ms {}\n", elapsed, line));
 }
 
 Result<std::size_t> cleanup_leftovers(Runtime runtime, std::string_view instance_label) {

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -329,6 +330,21 @@ std::optional<fs::path> find_executable(std::string_view name,
 }
 
 std::string staged_path(std::size_t index) { return "/tmp/" + std::to_string(index); }
+
+Result<UniqueFd> memory_file(const char* name, std::string_view content) {
+  UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return make_error("memfd_create: " + errno_text(errno));
+  if (const int error = write_all(fd.get(), content); error != 0) {
+    return make_error(std::string("writing the memory file ") + name + ": " + errno_text(error));
+  }
+  // Sealed, so nothing that gets hold of the descriptor can change what the child reads.
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) !=
+          0 ||
+      ::lseek(fd.get(), 0, SEEK_SET) != 0) {
+    return make_error(std::string("sealing the memory file ") + name + ": " + errno_text(errno));
+  }
+  return fd;
+}
 
 std::string describe(const ExitStatus& status) {
   if (status.exit_code) return "exit code " + std::to_string(*status.exit_code);

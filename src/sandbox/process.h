@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/safe_files.h"
 
 namespace sb::sandbox {
 
@@ -74,6 +75,12 @@ struct ChildSetup {
   std::optional<Identity> run_as;
   bool empty() const { return staged.empty() && fds.empty() && limits.empty() && !run_as; }
 };
+
+// A sealed memory file (memfd) holding `content`, at offset 0, close-on-exec: something a
+// child reads from a descriptor of ChildSetup::fds (bwrap's --args, its seccomp program).
+// One per child: reading moves the offset its dups share. Error: memfd_create, the write or
+// the seals failed, with the system's reason.
+Result<UniqueFd> memory_file(const char* name, std::string_view content);
 
 // Where ChildSetup::staged[index] appears to the child: "/tmp/<index>".
 std::string staged_path(std::size_t index);

@@ -322,11 +322,9 @@ std::vector<BlockedSyscall> blocked_syscalls() {
   return list;
 }
 
-namespace {
-
-// The exported program, built once: libseccomp takes milliseconds to generate it, and it is
-// the same for every sandbox.
-Result<std::string> program_bytes() {
+Result<std::string> seccomp_program() {
+  // Built once: libseccomp takes milliseconds to generate it, and it is the same for every
+  // sandbox.
   static std::optional<std::string> cached;
   if (cached) return *cached;
   auto filter = build_filter();
@@ -342,41 +340,14 @@ Result<std::string> program_bytes() {
   lseek(fd, 0, SEEK_SET);
   char buffer[4096];
   ssize_t n = 0;
-  while ((n = read(fd, buffer, sizeof buffer)) > 0)
+  while ((n = read(fd, buffer, sizeof buffer)) > 0) {
     bytes.append(buffer, static_cast<std::size_t>(n));
-  const int error = n < 0 ? errno : 0;
-  close(fd);
-  if (error != 0 || bytes.empty()) {
-    return make_error("seccomp filter: reading the exported program failed");
   }
+  const bool failed = n < 0 || bytes.empty();
+  close(fd);
+  if (failed) return make_error("seccomp filter: reading the exported program failed");
   cached = std::move(bytes);
   return *cached;
-}
-
-}  // namespace
-
-Result<int> seccomp_program_fd() {
-  auto program = program_bytes();
-  if (!program) return program.error();
-  int fd = memfd_create("switchboard-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return make_error(errno_text("memfd_create"));
-  auto fail = [fd](Error error) {
-    close(fd);
-    return error;
-  };
-  std::string_view rest = *program;
-  while (!rest.empty()) {
-    const ssize_t n = write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail(make_error(errno_text("writing the seccomp program")));
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-  // Sealed, so nothing that gets hold of the fd can change the program it stands for.
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    return fail(make_error(errno_text("sealing the memfd")));
-  }
-  if (lseek(fd, 0, SEEK_SET) != 0) return fail(make_error(errno_text("lseek")));
-  return fd;
 }
 
 }  // namespace sb::sandbox

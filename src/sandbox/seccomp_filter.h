@@ -12,10 +12,10 @@
 // another architecture (i386 through int 0x80, x32) kills the process, so the 32-bit entry
 // points cannot go around the filter. The reason for each entry is in seccomp_filter.cpp.
 //
-// Threading: the program is built once and kept (libseccomp keeps unsynchronised global
-// state, and the cache is not locked), so calls to
-// seccomp_program_fd() must not overlap (call it on the event-loop thread).
+// Threading: libseccomp keeps unsynchronised global state and the cache is not locked:
+// calls to seccomp_program() must not overlap (call it on the event-loop thread).
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -34,12 +34,10 @@ struct BlockedSyscall {
 // not in the program.
 std::vector<BlockedSyscall> blocked_syscalls();
 
-// Builds the filter and returns a new memfd holding it as a classic BPF program (an array
-// of struct sock_filter, as seccomp_export_bpf writes it), sealed against changes,
-// positioned at offset 0, with FD_CLOEXEC set. The caller owns the fd and closes it; dup
-// it without FD_CLOEXEC into the bwrap child. One fd serves one sandbox: reading it moves
-// the offset it shares with its dups. Error: libseccomp or memfd creation failed, with
-// the reason.
-Result<int> seccomp_program_fd();
+// The filter as a classic BPF program (an array of struct sock_filter, as
+// seccomp_export_bpf writes it), for bwrap's --seccomp FD: put it in a memory_file()
+// (sandbox/process.h) per sandbox. Built on the first call and kept. Error: libseccomp
+// failed, with the reason.
+Result<std::string> seccomp_program();
 
 }  // namespace sb::sandbox

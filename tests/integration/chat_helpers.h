@@ -61,15 +61,17 @@ inline std::int64_t post_message(const Daemon& daemon, const std::string& chat,
 
 // The assistant's messages in `chat`, waiting (long-poll) until there are at least `count`
 // or `limit` passes.
+// Only messages after id `since` count; `token` is the API token, if the daemon has one.
 inline std::vector<std::string> assistant_replies(
     const Daemon& daemon, const std::string& chat, std::size_t count,
-    std::chrono::seconds limit = std::chrono::seconds(20)) {
+    std::chrono::seconds limit = std::chrono::seconds(20), std::int64_t since = 0,
+    const std::string& token = "") {
   std::vector<std::string> out;
-  std::int64_t since = 0;
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
     auto reply = daemon.call(
-        "GET", "/messages/wait?chat=" + chat + "&since=" + std::to_string(since) + "&timeout=2s");
+        "GET", "/messages/wait?chat=" + chat + "&since=" + std::to_string(since) + "&timeout=2s",
+        "", token);
     if (!reply || reply->status != 200) break;
     const boost::json::value page = boost::json::parse(reply->body);
     for (const boost::json::value& m : page.as_array()) {

@@ -151,20 +151,7 @@ class Escape : public ::testing::TestWithParam<Mode> {
   // The assistant's replies in `chat` after message `since`, waiting for `count`.
   std::vector<std::string> replies(const std::string& chat, std::size_t count,
                                    std::chrono::seconds limit = 60s, std::int64_t since = 0) {
-    std::vector<std::string> out;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
-      auto reply = daemon->call(
-          "GET", "/messages/wait?chat=" + chat + "&since=" + std::to_string(since) + "&timeout=2s",
-          "", kToken);
-      if (!reply || reply->status != 200) break;
-      const json::value page = json::parse(reply->body);
-      for (const json::value& m : page.as_array()) {
-        since = std::max(since, m.at("id").as_int64());
-        if (m.at("from_assistant").as_bool()) out.emplace_back(m.at("content").as_string());
-      }
-    }
-    return out;
+    return assistant_replies(*daemon, chat, count, limit, since, kToken);
   }
 
   // Runs `command` in the agent of `chat`'s group and returns its reply as JSON (other

@@ -260,8 +260,9 @@ TEST(ProcessSetup, NamesTheStepThatFailed) {
   asio::io_context io;
   ChildSetup setup;
   setup.run_as = Identity{65534, 65534};
+  sb::test::TempDir dir;  // 0700, owned by root: nobody cannot enter it
   auto failed =
-      Process::spawn(io.get_executor(), ProcessOptions{{"/bin/true"}, {}, "/root", setup});
+      Process::spawn(io.get_executor(), ProcessOptions{{"/bin/true"}, {}, dir.path(), setup});
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.error().message.find("entering the working directory"), std::string::npos)
       << failed.error().message;

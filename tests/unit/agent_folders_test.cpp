@@ -35,7 +35,7 @@ TEST_F(HandOver, GivesAFolderMadeBeforeWithEverythingInItToTheAgent) {
   fs::create_directories(group / "notes" / "deep");
   std::ofstream(group / "CLAUDE.md") << "memory";
   std::ofstream(group / "notes" / "deep" / "a.txt") << "a";
-  ASSERT_TRUE(hand_over(group, agent).ok());
+  ASSERT_TRUE(hand_over(dir.path(), "group", agent).ok());
   EXPECT_EQ(owner_of(group), 65534u);
   EXPECT_EQ(owner_of(group / "CLAUDE.md"), 65534u);
   EXPECT_EQ(owner_of(group / "notes" / "deep" / "a.txt"), 65534u);
@@ -43,12 +43,12 @@ TEST_F(HandOver, GivesAFolderMadeBeforeWithEverythingInItToTheAgent) {
 
 TEST_F(HandOver, LaterHandsOverOnlyWhatLiesDirectlyInTheFolder) {
   const fs::path group = dir.path() / "group";
-  ASSERT_TRUE(hand_over(group, agent).ok());
+  ASSERT_TRUE(hand_over(dir.path(), "group", agent).ok());
   fs::create_directories(group / "sub");
   std::ofstream(group / "CLAUDE.md") << "written by the host";
   std::ofstream(group / "sub" / "host-file") << "x";
   ::lchown((group / "sub").c_str(), 65534, 65534);
-  ASSERT_TRUE(hand_over(group, agent).ok());
+  ASSERT_TRUE(hand_over(dir.path(), "group", agent).ok());
   EXPECT_EQ(owner_of(group / "CLAUDE.md"), 65534u);
   EXPECT_EQ(owner_of(group / "sub" / "host-file"), 0u) << "no full walk on every run";
 }
@@ -61,19 +61,21 @@ TEST_F(HandOver, NeverFollowsASymlinkOutOfTheFolder) {
   std::ofstream(outside / "host-secret") << "x";
   fs::create_symlink(outside, group / "link-to-dir");
   fs::create_symlink(outside / "host-secret", group / "link-to-file");
-  ASSERT_TRUE(hand_over(group, agent).ok());
+  ASSERT_TRUE(hand_over(dir.path(), "group", agent).ok());
   EXPECT_EQ(owner_of(outside), 0u);
   EXPECT_EQ(owner_of(outside / "host-secret"), 0u);
   EXPECT_EQ(owner_of(group / "link-to-file"), 65534u) << "the link itself changes hands";
-  // A symlink in place of the folder is refused.
+  // A symlink in place of the folder, or of a directory above it, is refused.
   fs::create_symlink(outside, dir.path() / "swapped");
-  EXPECT_FALSE(hand_over(dir.path() / "swapped", agent).ok());
+  EXPECT_FALSE(hand_over(dir.path(), "swapped", agent).ok());
+  EXPECT_FALSE(hand_over(dir.path(), "swapped/inner", agent).ok());
+  EXPECT_FALSE(fs::exists(outside / "inner"));
   EXPECT_EQ(owner_of(outside), 0u);
 }
 
 TEST_F(HandOver, MakesAPrivateFolderOwnerOnly) {
   const fs::path sessions = dir.path() / "session";
-  ASSERT_TRUE(hand_over(sessions, agent, true).ok());
+  ASSERT_TRUE(hand_over(dir.path(), "session", agent, true).ok());
   struct stat info {};
   ::stat(sessions.c_str(), &info);
   EXPECT_EQ(info.st_mode & 07777, 0700u);

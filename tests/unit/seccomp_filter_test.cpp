@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/process.h"
+
 namespace sb::sandbox {
 namespace {
 
@@ -54,6 +56,15 @@ Outcome killed_by_sigsys() { return {0, 0, SIGSYS}; }
 using Probe = long (*)();
 
 constexpr int kInstallFailed = 100;
+
+// A fresh sealed memfd holding the program, as the runner makes one per sandbox.
+Result<int> seccomp_program_fd() {
+  auto program = seccomp_program();
+  if (!program) return program.error();
+  auto fd = memory_file("switchboard-seccomp", *program);
+  if (!fd) return fd.error();
+  return std::move(fd).value().release();
+}
 
 class SeccompFilterTest : public ::testing::Test {
  protected:
