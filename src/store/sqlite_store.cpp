@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -358,6 +360,7 @@ class SqliteStore final : public Store {
 
  private:
   StatementHandle prepare(std::string_view sql);
+  void switch_to_wal(int busy_timeout_ms);
   void migrate();
   Message read_message(const Use& row);
   // A group row (kSelectGroup's columns) with its chats.
@@ -444,19 +447,38 @@ SqliteStore::SqliteStore(const std::filesystem::path& file, const SqliteOptions&
   sqlite3_extended_result_codes(db_.get(), 1);
   sqlite3_busy_timeout(db_.get(), options.busy_timeout_ms);
 
-  {
-    const StatementHandle wal = prepare("PRAGMA journal_mode = WAL");
-    Use journal(*this, wal.get());
-    if (!journal.step() || journal.text_view(0) != "wal") {
-      throw StoreError(file_ + ": cannot switch the database to WAL mode (journal_mode is '" +
-                       journal.text(0) + "'); is it on a file system without shared memory?");
-    }
-  }
+  switch_to_wal(options.busy_timeout_ms);
   exec_script(
       options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
       "setting synchronous");
   exec_script("PRAGMA foreign_keys = ON", "enabling foreign keys");
   migrate();
+}
+
+// Switching a new database to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY
+// without calling the busy handler when another connection is switching it at the same
+// moment (two processes opening a fresh data directory). The switch is retried until the
+// busy timeout instead.
+void SqliteStore::switch_to_wal(int busy_timeout_ms) {
+  const StatementHandle wal = prepare("PRAGMA journal_mode = WAL");
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+  for (;;) {
+    const int rc = sqlite3_step(wal.get());
+    if (rc == SQLITE_ROW) break;
+    sqlite3_reset(wal.get());
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      fail("PRAGMA journal_mode = WAL", rc);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto* mode = reinterpret_cast<const char*>(sqlite3_column_text(wal.get(), 0));
+  const std::string journal = mode != nullptr ? mode : "";
+  sqlite3_reset(wal.get());
+  if (journal != "wal") {
+    throw StoreError(file_ + ": cannot switch the database to WAL mode (journal_mode is '" +
+                     journal + "'); is it on a file system without shared memory?");
+  }
 }
 
 void SqliteStore::fail(std::string_view what) const { fail(what, sqlite3_errcode(db_.get())); }
