@@ -24,6 +24,7 @@
 #include "core/outbox.h"
 #include "core/scheduler.h"
 #include "core/timer.h"
+#include "daemon/data_lock.h"
 #include "daemon/systemd_notify.h"
 #include "generated/version.h"
 #include "host/ipc_watcher.h"
@@ -185,6 +186,14 @@ int run_daemon(const Config& config) {
     spdlog::warn("[agent] runtime = \"none\": agents run WITHOUT a sandbox and can read and");
     spdlog::warn("change everything this user can. Use this for development only.");
     spdlog::warn("**********************************************************************");
+  }
+
+  // Before the store is opened or anything written: one daemon per data directory. Held
+  // until the end of this function, after the store has closed.
+  auto data_lock = DataDirLock::acquire(data_dir);
+  if (!data_lock) {
+    spdlog::critical("{}", data_lock.error().message);
+    return 1;
   }
 
   auto db_file = std::filesystem::absolute(config.database_file());
