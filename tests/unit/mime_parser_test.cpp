@@ -419,6 +419,122 @@ TEST(MimeParser, DeepMimeNestingIsBounded) {
   expect_all_valid_utf8(mail);
 }
 
+// Issue 16: 20 MB of tiny parts, header fields or addresses cost GMime about 1 GB. Past a
+// structure cap the message is read up to the line that went over, and that is said.
+std::string many_parts(int count) {
+  std::string body;
+  for (int i = 0; i < count; ++i)
+    body += "--b\r\nContent-Type: text/plain\r\n\r\np" + std::to_string(i) + "\r\n";
+  return message("Content-Type: multipart/mixed; boundary=b\r\n", body + "--b--\r\n");
+}
+
+TEST(MimeParser, PartsOverTheCapAreNotRead) {
+  MimeLimits limits;
+  limits.max_parts = 5;
+  const ParsedMail mail = parse_mail(many_parts(20), limits);
+  EXPECT_EQ(mail.text, "p0\n\np1\n\np2\n\np3\n\np4");  // five boundaries: five parts
+  EXPECT_TRUE(
+      any_problem_contains(mail, "more than 5 MIME boundary lines: the message was read up to"));
+  // Four parts and the closing boundary.
+  const ParsedMail within = parse_mail(many_parts(4), limits);
+  EXPECT_TRUE(within.problems.empty()) << within.problems.front();
+  EXPECT_TRUE(contains(within.text, "p3"));
+}
+
+TEST(MimeParser, AHundredThousandPartsAreReadOnlyUpToTheDefaultCap) {
+  const ParsedMail mail = parse_mail(many_parts(100'000));
+  EXPECT_TRUE(any_problem_contains(mail, "more than 1000 MIME boundary lines"));
+  EXPECT_TRUE(contains(mail.text, "p999"));
+  EXPECT_FALSE(contains(mail.text, "p1000"));
+}
+
+TEST(MimeParser, HeaderFieldsOverTheCapAreNotRead) {
+  MimeLimits limits;
+  limits.max_header_fields = 50;
+  std::string raw = "From: a@example.com\r\nSubject: kept\r\n";
+  for (int i = 0; i < 100; ++i) raw += "X-Filler: " + std::to_string(i) + "\r\n";
+  const ParsedMail mail = parse_mail(raw + "\r\nbody\r\n", limits);
+  EXPECT_EQ(mail.subject, "kept");
+  EXPECT_EQ(mail.text, kNoTextNote);
+  EXPECT_TRUE(any_problem_contains(mail, "more than 50 header fields"));
+}
+
+TEST(MimeParser, HeaderFieldsOfEmbeddedMessagesAndDigestPartsCount) {
+  MimeLimits limits;
+  limits.max_header_fields = 50;
+  std::string inner;
+  for (int i = 0; i < 100; ++i) inner += "X-Inner: " + std::to_string(i) + "\r\n";
+  // A message/rfc822 part: its content starts with the embedded message's header fields.
+  const ParsedMail embedded = parse_mail(
+      message("Content-Type: multipart/mixed; boundary=b\r\n",
+              "--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "\r\nhi\r\n--b--\r\n"),
+      limits);
+  EXPECT_TRUE(any_problem_contains(embedded, "more than 50 header fields"));
+  // A part of a multipart/digest without Content-Type is a message/rfc822 too.
+  const ParsedMail digest = parse_mail(message("Content-Type: multipart/digest; boundary=b\r\n",
+                                               "--b\r\n\r\n" + inner + "\r\nhi\r\n--b--\r\n"),
+                                       limits);
+  EXPECT_TRUE(any_problem_contains(digest, "more than 50 header fields"));
+}
+
+TEST(MimeParser, AnOverlongHeaderFieldIsCutAndTheBodyKept) {
+  MimeLimits limits;
+  limits.max_header_field_bytes = 1024;
+  std::string to = "To: first@example.org";
+  for (int i = 0; i < 10'000; ++i) to += ",\r\n u" + std::to_string(i) + "@example.org";
+  const ParsedMail mail =
+      parse_mail("From: a@example.com\r\n" + to + "\r\nSubject: s\r\n\r\nthe body\r\n", limits);
+  EXPECT_EQ(mail.text, "the body");
+  EXPECT_EQ(mail.subject, "s");
+  ASSERT_FALSE(mail.to.empty());
+  EXPECT_EQ(mail.to.front().address, "first@example.org");
+  EXPECT_LT(mail.to.size(), 100u);
+  EXPECT_TRUE(any_problem_contains(mail, "a header field longer than 1 KiB was cut"));
+}
+
+TEST(MimeParser, HeaderBytesOverTheCapAreNotRead) {
+  MimeLimits limits;
+  limits.max_header_section_bytes = 4096;
+  std::string raw = "From: a@example.com\r\n";
+  for (int i = 0; i < 20; ++i) raw += "To: " + std::string(1000, 'x') + "@example.org\r\n";
+  const ParsedMail mail = parse_mail(raw + "\r\nbody\r\n", limits);
+  EXPECT_TRUE(any_problem_contains(mail, "more than 4 KiB of header fields"));
+  EXPECT_EQ(mail.from.address, "a@example.com");
+}
+
+TEST(MimeParser, ContentOverTheDecodedCapIsNotRead) {
+  std::string body = "--b\r\nContent-Type: text/plain\r\n\r\nsee files\r\n";
+  for (int i = 0; i < 4; ++i) {
+    body +=
+        "--b\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Disposition: attachment; filename=f" +
+        std::to_string(i) + ".bin\r\n\r\n" + std::string(1000, 'x') + "\r\n";
+  }
+  MimeLimits limits;
+  limits.max_decoded_bytes = 2500;
+  const ParsedMail mail = parse_mail(
+      message("Content-Type: multipart/mixed; boundary=b\r\n", body + "--b--\r\n"), limits);
+  ASSERT_EQ(mail.attachments.size(), 4u);
+  EXPECT_FALSE(mail.attachments[0].data.empty());
+  EXPECT_FALSE(mail.attachments[1].data.empty());
+  EXPECT_TRUE(contains(mail.attachments[2].skipped, "not read"));
+  EXPECT_TRUE(mail.attachments[2].data.empty());
+  EXPECT_TRUE(any_problem_contains(mail, "decoded content were not read"));
+  EXPECT_EQ(mail.text, "see files");
+}
+
+TEST(MimeParser, NestedBrokenMultipartsAreRecoveredWithinTheMessageSize) {
+  // Each multipart lacks its boundary; recovering one parses its content again.
+  std::string raw = "From: a@example.com\r\nMIME-Version: 1.0\r\n";
+  std::string inner = "Content-Type: text/plain\r\n\r\ninnermost\r\n";
+  for (int i = 0; i < 40; ++i) {
+    inner = "Content-Type: multipart/mixed\r\n\r\n--x" + std::to_string(i) + "\r\n" + inner;
+  }
+  const ParsedMail mail = parse_mail(raw + inner);
+  EXPECT_FALSE(mail.problems.empty());
+  expect_all_valid_utf8(mail);
+}
+
 TEST(MimeParser, InputThatIsNotMailBecomesText) {
   EXPECT_EQ(parse_mail("").text, kNoTextNote);
   const ParsedMail garbage = parse_mail(std::string("\x00\xFF\xFEnot mail\n", 12));

@@ -142,7 +142,9 @@ int rank(const Body& body) {
   return body.source == TextSource::plain ? 2 : 1;
 }
 
-void append_body(Body& into, Body part) {
+// Text beyond `max_bytes` is not collected: finish_text() cuts it there anyway.
+void append_body(Body& into, Body part, std::size_t max_bytes) {
+  if (into.text.size() > max_bytes) return;
   part.text = clean_text(part.text);
   if (part.text.empty()) return;
   if (!into.text.empty()) into.text += "\n\n";
@@ -152,10 +154,163 @@ void append_body(Body& into, Body part) {
   }
 }
 
+// The structure caps of MimeLimits, shared by every parse of one message (the recovery of
+// a broken multipart parses part of it again).
+struct StructureBudget {
+  std::size_t parts;
+  std::size_t fields;
+  std::size_t header_bytes;
+};
+
+bool starts_with_dashes(std::string_view line) {
+  return line.size() >= 2 && line[0] == '-' && line[1] == '-';
+}
+
+// Whether the value of a Content-Type field, without its white space, names `word`.
+bool type_names(std::string_view compact_lower_value, std::string_view word) {
+  return compact_lower_value.find(word) != std::string_view::npos;
+}
+
+// What GMime is given of `raw`: `raw` itself when it is within the structure caps, else a
+// copy made in `copy` that ends before the line that went over a cap (parts, header fields,
+// header bytes), and in which each header field is cut at max_header_field_bytes. Sentences
+// for `problems` are added to `notes`.
+//
+// The scan must see at least every line GMime will read as a MIME boundary or a header
+// field, so it errs on the side of counting. GMime reads header fields at the start of the
+// message, after a line starting with "--" when it is a boundary, at the start of a
+// message/* part's content and of a part of a multipart/digest without Content-Type (whose
+// type is message/rfc822). Here every line starting with "--" counts as a part and starts a
+// header block, and a block also follows a header block whose Content-Type mentions
+// "message", or a part's block without Content-Type once any Content-Type mentioned
+// "digest". A header block lasts to an empty line. GMime ends lines at LF, as done here.
+std::string_view bound_structure(std::string_view raw, const MimeLimits& limits,
+                                 StructureBudget& budget, std::string& copy,
+                                 std::vector<std::string>& notes) {
+  std::size_t flushed = 0;  // raw up to here is in `copy` or dropped
+  bool modified = false;
+  auto drop = [&](std::size_t from, std::size_t to) {
+    copy.append(raw.substr(flushed, from - flushed));
+    flushed = to;
+    modified = true;
+  };
+  auto stop_at = [&](std::size_t at, const std::string& what) {
+    drop(at, raw.size());
+    notes.push_back(what + ": the message was read up to byte " + std::to_string(at) + " of " +
+                    std::to_string(raw.size()));
+  };
+
+  bool in_header = true;
+  bool block_is_part = false;   // the header block follows a "--" line
+  bool block_has_type = false;  // it has a Content-Type field
+  bool block_embeds = false;    // its Content-Type mentions "message"
+  bool digest_seen = false;     // a Content-Type mentioned "digest"
+  bool in_field = false;
+  bool field_is_type = false;
+  bool field_cut = false;
+  bool noted_cut = false;
+  std::size_t field_bytes = 0;
+  std::string type_value;  // of the current Content-Type field: lower case, no white space
+  auto end_field = [&] {
+    if (in_field && field_is_type) {
+      block_has_type = true;
+      block_embeds = block_embeds || type_names(type_value, "message");
+      digest_seen = digest_seen || type_names(type_value, "digest");
+    }
+    in_field = false;
+  };
+  auto start_block = [&](bool part) {
+    in_header = true;
+    block_is_part = part;
+    block_has_type = false;
+    block_embeds = false;
+  };
+
+  std::size_t pos = 0;
+  while (pos < raw.size()) {
+    const std::size_t eol = raw.find('\n', pos);
+    const std::size_t next = eol == std::string_view::npos ? raw.size() : eol + 1;
+    std::string_view content = raw.substr(pos, (eol == std::string_view::npos ? next : eol) - pos);
+    if (!content.empty() && content.back() == '\r') content.remove_suffix(1);
+
+    if (starts_with_dashes(content)) {
+      end_field();
+      if (budget.parts == 0) {
+        stop_at(pos, "more than " + std::to_string(limits.max_parts) + " MIME boundary lines");
+        break;
+      }
+      --budget.parts;
+      start_block(true);
+    } else if (!in_header) {
+      // Content: nothing GMime allocates per line.
+    } else if (content.empty()) {
+      end_field();
+      const bool embedded = block_embeds || (block_is_part && !block_has_type && digest_seen);
+      if (embedded) {
+        start_block(false);
+      } else {
+        in_header = false;
+      }
+    } else {
+      const bool continuation = content.front() == ' ' || content.front() == '\t';
+      if (!continuation || !in_field) {
+        end_field();
+        if (budget.fields == 0) {
+          stop_at(pos, "more than " + std::to_string(limits.max_header_fields) + " header fields");
+          break;
+        }
+        --budget.fields;
+        in_field = true;
+        field_cut = false;
+        field_bytes = 0;
+        std::string_view name = content.substr(0, content.find(':'));
+        while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+        field_is_type = iequals(name, "content-type");
+        type_value.clear();
+      }
+      if (field_cut) {
+        drop(pos, next);  // a folded line of a field already cut
+      } else {
+        const std::size_t take =
+            std::min(content.size(), limits.max_header_field_bytes - field_bytes);
+        if (take > budget.header_bytes) {
+          stop_at(pos, "more than " + byte_size_text(limits.max_header_section_bytes) +
+                           " of header fields");
+          break;
+        }
+        budget.header_bytes -= take;
+        field_bytes += take;
+        if (field_is_type) {
+          for (char c : content.substr(0, take)) {
+            if (c == ' ' || c == '\t' || c == '\r') continue;
+            type_value += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+          }
+        }
+        if (take < content.size()) {
+          drop(pos + take, pos + content.size());  // the line end stays
+          field_cut = true;
+          if (!noted_cut) {
+            notes.push_back("a header field longer than " +
+                            byte_size_text(limits.max_header_field_bytes) + " was cut");
+            noted_cut = true;
+          }
+        }
+      }
+    }
+    pos = next;
+  }
+  if (!modified) return raw;
+  copy.append(raw.substr(flushed));
+  return copy;
+}
+
 class MailReader {
  public:
   MailReader(std::string_view raw, const MimeLimits& limits)
-      : raw_(raw), limits_(limits), options_(g_mime_parser_options_new()) {
+      : raw_(raw),
+        limits_(limits),
+        options_(g_mime_parser_options_new()),
+        budget_{limits.max_parts, limits.max_header_fields, limits.max_header_section_bytes} {
     g_mime_parser_options_set_rfc2047_compliance_mode(options_.get(), GMIME_RFC_COMPLIANCE_LOOSE);
     g_mime_parser_options_set_address_compliance_mode(options_.get(), GMIME_RFC_COMPLIANCE_LOOSE);
     g_mime_parser_options_set_parameter_compliance_mode(options_.get(), GMIME_RFC_COMPLIANCE_LOOSE);
@@ -166,7 +321,10 @@ class MailReader {
   }
 
   ParsedMail run() {
-    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(raw_.data(), raw_.size()));
+    std::vector<std::string> notes;
+    const std::string_view bounded = bound_structure(raw_, limits_, budget_, bounded_, notes);
+    for (std::string& note : notes) problem(std::move(note));
+    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bounded.data(), bounded.size()));
     GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
     GPtr<GMimeMessage> message(g_mime_parser_construct_message(parser.get(), options_.get()));
     if (!message) {
@@ -413,7 +571,8 @@ class MailReader {
     }
     Body all;
     for (int i = 0; i < count; ++i) {
-      append_body(all, walk(g_mime_multipart_get_part(multipart, i), depth + 1));
+      append_body(all, walk(g_mime_multipart_get_part(multipart, i), depth + 1),
+                  limits_.max_text_bytes);
     }
     return all;
   }
@@ -437,11 +596,23 @@ class MailReader {
       problem("multipart without parts: its content is read as text");
       return {clean_text(to_utf8(content, nullptr)), TextSource::plain};
     }
+    // Each recovery parses its content again: all of them together at most the message's
+    // size, so that nested broken multiparts cannot multiply the work.
+    if (content.size() > raw_.size() - std::min(raw_.size(), recovered_bytes_)) {
+      problem("multipart without parts: its content is read as text");
+      return {clean_text(to_utf8(content, nullptr)), TextSource::plain};
+    }
+    recovered_bytes_ += content.size();
     problem("multipart without a usable boundary: parts found with boundary \"" +
             single_line(boundary, 80) + "\"");
     std::string rebuilt = "Content-Type: " + type + "; boundary=\"" + std::string(boundary) +
                           "\"\r\n\r\n" + std::string(content);
-    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(rebuilt.data(), rebuilt.size()));
+    std::string rebuilt_bounded;
+    std::vector<std::string> notes;
+    const std::string_view bounded =
+        bound_structure(rebuilt, limits_, budget_, rebuilt_bounded, notes);
+    for (std::string& note : notes) problem(std::move(note));
+    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bounded.data(), bounded.size()));
     GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
     GPtr<GMimeObject> recovered(g_mime_parser_construct_part(parser.get(), options_.get()));
     // A second failure is not retried: the recovered multipart is walked as it is.
@@ -460,13 +631,16 @@ class MailReader {
     const std::string filename =
         single_line(or_empty(g_mime_part_get_filename(part)), kMaxFilenameBytes);
     if ((type == "text/plain" || type == "text/html") && !attachment && filename.empty()) {
+      const std::string bytes = decode(part);
+      if (!claim_decoded(bytes.size())) return {};
       const char* charset = g_mime_object_get_content_type_parameter(object, "charset");
-      std::string text = to_utf8(decode(part), charset);
+      std::string text = to_utf8(bytes, charset);
       // Cleaned here so that a part holding only blank lines does not win an alternative.
       if (type == "text/html") return {clean_text(html_to_text(text)), TextSource::html};
       return {clean_text(text), TextSource::plain};
     }
-    add_attachment(filename, type, [&] { return decode(part); });
+    add_attachment(
+        filename, type, [&] { return decoded_size(part); }, [&] { return decode(part); });
     return {};
   }
 
@@ -481,15 +655,23 @@ class MailReader {
       const std::string subject = single_line(or_empty(g_mime_message_get_subject(inner)), 100);
       filename = (subject.empty() ? std::string("message") : subject) + ".eml";
     }
-    add_attachment(filename, mime_type_of(object), [&] {
-      GPtr<GMimeStream> out(g_mime_stream_mem_new());
-      g_mime_object_write_to_stream(GMIME_OBJECT(inner), nullptr, out.get());
-      return stream_bytes(out.get());
-    });
+    auto write = [inner](GMimeStream* out) {
+      g_mime_object_write_to_stream(GMIME_OBJECT(inner), nullptr, out);
+    };
+    add_attachment(
+        filename, mime_type_of(object), [&] { return written_size(write); },
+        [&] {
+          GPtr<GMimeStream> out(g_mime_stream_mem_new());
+          write(out.get());
+          return stream_bytes(out.get());
+        });
   }
 
-  template <class Decode>
-  void add_attachment(const std::string& filename, const std::string& type, Decode decode) {
+  // An attachment is measured first (decoded without being kept), and decoded into memory
+  // only when it is kept.
+  template <class Measure, class Decode>
+  void add_attachment(const std::string& filename, const std::string& type, Measure measure,
+                      Decode decode) {
     // Beyond this many entries a hostile message would only grow the list given to the agent.
     if (mail_.attachments.size() >= 2 * limits_.max_attachments + 10) {
       ++unlisted_attachments_;
@@ -498,9 +680,12 @@ class MailReader {
     ParsedAttachment attachment;
     attachment.filename = filename;
     attachment.content_type = type;
-    std::string data = decode();
-    attachment.size = data.size();
-    if (kept_attachments_ >= limits_.max_attachments) {
+    const std::size_t size = measure();
+    attachment.size = size;
+    if (!claim_decoded(size)) {
+      attachment.skipped = "not read: the message's parts hold more than " +
+                           byte_size_text(limits_.max_decoded_bytes);
+    } else if (kept_attachments_ >= limits_.max_attachments) {
       attachment.skipped =
           "more than " + std::to_string(limits_.max_attachments) + " attachments in one message";
     } else if (attachment.size > limits_.max_attachment_bytes) {
@@ -510,11 +695,40 @@ class MailReader {
       attachment.skipped = "over the " + byte_size_text(limits_.max_total_attachment_bytes) +
                            " limit for all attachments of one message";
     } else {
-      attachment.data = std::move(data);
+      attachment.data = decode();
+      attachment.size = attachment.data.size();
       ++kept_attachments_;
       kept_bytes_ += attachment.size;
     }
     mail_.attachments.push_back(std::move(attachment));
+  }
+
+  // Counts `bytes` of decoded content against max_decoded_bytes; false (and a problem) once
+  // that is spent: the part is then not read.
+  bool claim_decoded(std::size_t bytes) {
+    if (bytes > limits_.max_decoded_bytes - std::min(limits_.max_decoded_bytes, decoded_bytes_)) {
+      decoded_bytes_ = limits_.max_decoded_bytes;
+      problem("parts beyond " + byte_size_text(limits_.max_decoded_bytes) +
+              " of decoded content were not read");
+      return false;
+    }
+    decoded_bytes_ += bytes;
+    return true;
+  }
+
+  template <class Write>
+  static std::size_t written_size(Write write) {
+    GPtr<GMimeStream> counter(g_mime_stream_null_new());
+    write(counter.get());
+    return GMIME_STREAM_NULL(counter.get())->written;
+  }
+
+  // The size of the part's content with its transfer encoding undone, without keeping it.
+  static std::size_t decoded_size(GMimePart* part) {
+    GMimeDataWrapper* content = g_mime_part_get_content(part);
+    if (content == nullptr) return 0;
+    return written_size(
+        [content](GMimeStream* out) { g_mime_data_wrapper_write_to_stream(content, out); });
   }
 
   static std::string stream_bytes(GMimeStream* stream) {
@@ -578,6 +792,10 @@ class MailReader {
   std::unique_ptr<GMimeParserOptions, ParserOptionsFree> options_;
   ParsedMail mail_;
   std::vector<Mailbox> from_list_;
+  StructureBudget budget_;
+  std::string bounded_;  // the message as given to GMime, when bound_structure cut it
+  std::size_t recovered_bytes_ = 0;
+  std::size_t decoded_bytes_ = 0;
   std::size_t kept_attachments_ = 0;
   std::size_t kept_bytes_ = 0;
   std::size_t unlisted_attachments_ = 0;

@@ -23,6 +23,12 @@ enum class TextSource {
   none,   // no text part: `text` is a short note saying so
 };
 
+// What one message may cost. The structure caps (parts, header fields and their bytes) are
+// applied before GMime builds its tree, whose objects cost far more than the bytes they come
+// from (a part about 1.6 KiB, a header field 0.6 KiB, an address 45 bytes per byte): a message
+// over one is read up to the line where it goes over (a header field over
+// max_header_field_bytes is cut instead), and the rest is named in `problems`. So the memory
+// of a parse is a few times the message's size plus a few tens of MiB at most.
 struct MimeLimits {
   std::size_t max_attachment_bytes = 10 * 1024 * 1024;        // per attachment, decoded
   std::size_t max_attachments = 10;                           // kept per message
@@ -31,6 +37,13 @@ struct MimeLimits {
   std::size_t max_header_bytes = 8 * 1024;  // per kept header value (subject, names, ids)
   std::size_t max_addresses = 1000;         // per address list
   std::size_t max_depth = 32;               // MIME nesting walked for text and attachments
+  // Lines starting with "--", which may open or close a MIME part (a boundary), counted
+  // whether or not they turn out to be one: about as many parts.
+  std::size_t max_parts = 1000;
+  std::size_t max_header_fields = 10'000;             // of the message and all its parts
+  std::size_t max_header_field_bytes = 64 * 1024;     // one field with its folded lines
+  std::size_t max_header_section_bytes = 512 * 1024;  // all header fields together
+  std::size_t max_decoded_bytes = 64 * 1024 * 1024;   // content decoded from all parts
 };
 
 struct ParsedAttachment {
@@ -79,9 +92,10 @@ void init_mime();
 
 // Parses one message. Never throws and never fails: whatever can be read is returned, and
 // what could not be is listed in `problems` (a blob that is not mail at all becomes its
-// bytes as text). Every string in the result is valid UTF-8. Work and memory are bounded by
-// the input size and `limits`. Thread-safe: GMime objects are per call, so it may run on a
-// worker thread (a large message should not block the event loop).
+// bytes as text; a message over a structure cap of `limits` is read up to it). Every string
+// in the result is valid UTF-8. Work and memory are bounded by the input size and `limits`.
+// Thread-safe: GMime objects are per call, so it may run on a worker thread (a large message should
+// not block the event loop).
 ParsedMail parse_mail(std::string_view raw, const MimeLimits& limits = {});
 
 // The note that stands for the text of a message that has none.
