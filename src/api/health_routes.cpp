@@ -80,12 +80,20 @@ void add_health_routes(Router& router, ApiContext& ctx) {
             {"failures", status.failures},
             {"retry_scheduled", status.retry_scheduled}});
       }
+      // Groups whose agent runs fail without answering (a model provider outage, a wrong
+      // key, an agent that crashes): the service is degraded until their next good run.
+      json::array failing;
+      for (const auto& [group, error] : ctx.dispatcher->failing_groups()) {
+        failing.push_back(json::object{{"group", group}, {"error", error}});
+      }
+      if (!failing.empty() && body["status"] == "ok") body["status"] = "degraded";
       body["agents"] = json::object{{"groups_registered", ctx.groups->all().size()},
                                     {"active", ctx.queue->active_count()},
                                     {"max_concurrent", ctx.queue->options().max_concurrent},
                                     {"waiting", waiting},
                                     {"runs", runs},
-                                    {"queue", groups}};
+                                    {"queue", groups},
+                                    {"failing", failing}};
     }
     if (ctx.email_health) body["email"] = ctx.email_health();
     auto stats = ctx.writer.stats();

@@ -6,12 +6,13 @@ namespace sb {
 
 namespace {
 
-constexpr std::array<std::pair<MessageStatus, std::string_view>, 5> kStatusNames{{
+constexpr std::array<std::pair<MessageStatus, std::string_view>, 6> kStatusNames{{
     {MessageStatus::unread, "unread"},
     {MessageStatus::processing, "processing"},
     {MessageStatus::replied, "replied"},
     {MessageStatus::read, "read"},
     {MessageStatus::filtered, "filtered"},
+    {MessageStatus::failed, "failed"},
 }};
 
 constexpr std::size_t kMaxChannelBytes = 32;

@@ -14,7 +14,7 @@ using Seq = std::int64_t;
 
 // unread -> processing -> replied -> read, as in the seed's email layer. `filtered` is for
 // mail from senders who may not command the agent: stored and visible, never dispatched.
-enum class MessageStatus { unread, processing, replied, read, filtered };
+enum class MessageStatus { unread, processing, replied, read, filtered, failed };
 
 std::string_view to_string(MessageStatus status);
 std::optional<MessageStatus> parse_message_status(std::string_view text);

@@ -27,9 +27,20 @@ namespace json = boost::json;
 namespace {
 
 constexpr int kMaxChatsListed = 500;
+// Daemon stops with the same message at an agent before it is set aside (recover()).
+constexpr int kMaxRecoveries = 3;
 
 std::string cursor_map_key(std::string_view folder, std::string_view chat) {
   return std::string(folder) + "\n" + std::string(chat);
+}
+
+// The first line of a run's error, at most 300 bytes, for a notice in the chat.
+std::string short_reason(std::string_view error) {
+  std::string_view line = error.substr(0, error.find('\n'));
+  if (line.starts_with("the agent reported an error: ")) line.remove_prefix(29);
+  std::string out(line.substr(0, 300));
+  while (!out.empty() && (out.back() == '.' || out.back() == ' ')) out.pop_back();
+  return out.empty() ? "the agent failed without saying why" : out;
 }
 
 std::string day_start_utc() {
@@ -57,12 +68,27 @@ struct Dispatcher::ActiveRun {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::unique_ptr<sandbox::AgentRun> agent;
   int results = 0;
-  int replies = 0;           // numbers the replies: their outbox keys are "<run_id>:<n>"
-  bool output_sent = false;  // a reply went to the outbox: never roll back from here on
+  int replies = 0;  // numbers the replies: their outbox keys are "<run_id>:<n>"
   bool isolated = false;
   std::optional<std::string> last_result;
   std::optional<std::string> last_error;
-  std::vector<Seq> message_ids;  // delivered in this run (status processing → replied)
+  // Messages delivered in this run (status processing) that no reply has covered yet, in
+  // order: a reply marks them replied and empties the list.
+  std::vector<Seq> unanswered;
+  // What was delivered, in order: the first batch, then each follow-up written to input/.
+  struct Batch {
+    Seq before = 0;    // the chat's delivered cursor before this batch
+    Seq first = 0;     // its first message
+    std::string file;  // the follow-up's file in input/; empty for the first batch
+  };
+  std::vector<Batch> batches;
+  // The batch that holds message `id` (a delivered one).
+  const Batch& batch_of(Seq id) const {
+    for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
+      if (it->first <= id) return *it;
+    }
+    return batches.front();
+  }
 };
 
 Dispatcher::Dispatcher(boost::asio::any_io_executor executor, Store& reader, WriteQueue& writer,
@@ -195,15 +221,17 @@ void Dispatcher::pipe_to_running(const GroupRecord& group) {
   auto& run = runs_.at(group.folder);
   auto batch = next_batch(group, run->chat);
   if (!batch) return;
-  if (auto written = host::write_input_message(groups_.paths().ipc_root(), group.folder,
-                                               format_messages(batch->messages));
-      !written) {
+  auto written = host::write_input_message(groups_.paths().ipc_root(), group.folder,
+                                           format_messages(batch->messages));
+  if (!written) {
     spdlog::error("group '{}': cannot hand messages to the running agent: {}; queued instead",
                   group.folder, written.error().message);
     queue_->enqueue_messages(group.folder);
     return;
   }
-  for (const Message& m : batch->messages) run->message_ids.push_back(m.id);
+  run->batches.push_back(
+      {delivered(group.folder, batch->chat), batch->messages.front().id, written.value()});
+  for (const Message& m : batch->messages) run->unanswered.push_back(m.id);
   run->agent->input_sent();
   queue_->agent_busy(group.folder);
   piped_.inc();
@@ -232,20 +260,53 @@ boost::asio::awaitable<void> Dispatcher::recover() {
       query.unread_only = true;
       query.ascending = true;
       query.limit = 1000;
-      std::optional<Seq> first_in_flight;
+      std::vector<Seq> in_flight;
       for (const Message& m : reader_.messages(query)) {
-        if (m.status == MessageStatus::processing && !m.from_assistant) {
-          first_in_flight = m.id;
-          break;
+        if (m.status == MessageStatus::processing && !m.from_assistant) in_flight.push_back(m.id);
+      }
+      if (in_flight.empty() || in_flight.front() > delivered(group.folder, chat)) continue;
+      // A message that was with the agent at every one of the last kMaxRecoveries stops of
+      // the daemon may be what brings it down: it is set aside instead of delivered again,
+      // so that it cannot cause a crash loop.
+      const std::string key = "recovered:" + delivered_cursor_key(group.folder, chat);
+      int times = 1;
+      if (auto seen = reader_.cursor(key)) {
+        Seq seq = 0;
+        const char* end = seen->data() + seen->size();
+        auto parsed = std::from_chars(seen->data(), end, seq);
+        if (seq == in_flight.front() && parsed.ptr != end && *parsed.ptr == ' ') {
+          std::from_chars(parsed.ptr + 1, end, times);
+          ++times;
         }
       }
-      if (first_in_flight && *first_in_flight <= delivered(group.folder, chat)) {
-        spdlog::warn(
-            "group '{}': messages from {} on were with the agent when the daemon "
-            "stopped, without an answer; delivering them again",
-            group.folder, *first_in_flight);
-        co_await set_delivered(group.folder, chat, *first_in_flight - 1);
+      const bool set_aside = times >= kMaxRecoveries;
+      auto remember = [key, value = std::to_string(in_flight.front()) + " " + std::to_string(times),
+                       ids = in_flight, set_aside](Store& store) {
+        store.set_cursor(key, value);
+        if (set_aside) {
+          for (Seq id : ids) store.set_status(id, MessageStatus::failed);
+        }
+      };
+      co_await writer_.run(std::move(remember));
+      if (set_aside) {
+        spdlog::error(
+            "group '{}': messages from {} on were with the agent at each of the last {} "
+            "stops of the daemon; they are set aside (status failed)",
+            group.folder, in_flight.front(), times);
+        auto notice = outbox_.enqueue_text(
+            chat,
+            "I could not answer your message and have set it aside: the service stopped "
+            "while working on it " +
+                std::to_string(times) + " times. Please send it again if you still need an answer.",
+            "recovery:" + group.folder + ":" + std::to_string(in_flight.front()));
+        co_await std::move(notice);
+        continue;
       }
+      spdlog::warn(
+          "group '{}': messages from {} on were with the agent when the daemon "
+          "stopped, without an answer; delivering them again",
+          group.folder, in_flight.front());
+      co_await set_delivered(group.folder, chat, in_flight.front() - 1);
     }
   }
   for (const GroupRecord& group : groups_.all()) {
@@ -284,15 +345,15 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
   }
   const GroupRecord group = *found;
   auto run = new_run(group, "messages", batch->chat);
-  for (const Message& m : batch->messages) run->message_ids.push_back(m.id);
+  for (const Message& m : batch->messages) run->unanswered.push_back(m.id);
+  run->batches.push_back({delivered(folder, batch->chat), batch->messages.front().id, {}});
 
-  const Seq previous = delivered(folder, batch->chat);
-  bool ok = false;
+  Settled settled;
   try {
     // Durable before the agent sees anything: a crash after this re-delivers nothing twice
-    // unless the run fails without output, which rolls back below.
+    // unless the run fails without answering, which rolls back below.
     auto advance = [key = delivered_cursor_key(folder, batch->chat),
-                    value = std::to_string(batch->last), ids = run->message_ids](Store& store) {
+                    value = std::to_string(batch->last), ids = run->unanswered](Store& store) {
       store.set_cursor(key, value);
       for (Seq id : ids) store.set_status(id, MessageStatus::processing);
     };
@@ -301,7 +362,7 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
 
     if (auto refusal = budget_refusal(folder)) {
       spdlog::warn("group '{}': {}", folder, *refusal);
-      co_await send_reply(run, *refusal);
+      co_await send_reply(run, *refusal, std::exchange(run->unanswered, {}));
       queue_->finished(folder, true);
       co_return;
     }
@@ -309,43 +370,124 @@ boost::asio::awaitable<void> Dispatcher::run_messages(std::string folder) {
     runs_[folder] = run;
     const sandbox::RunOutcome outcome =
         co_await run_agent(run, group, format_messages(batch->messages), session);
-    ok = outcome.success;
-    if (!ok) {
-      runs_failed_.inc();
-      if (run->output_sent) {
-        spdlog::warn(
-            "group '{}': run {} failed after sending output ({}); not retried, so "
-            "nothing is sent twice",
-            folder, run->run_id, outcome.error);
-        ok = true;
-      } else {
-        spdlog::error(
-            "group '{}': run {} failed before any output: {}; messages stay "
-            "undelivered and the run is retried",
-            folder, run->run_id, outcome.error);
-        auto rollback = [key = delivered_cursor_key(folder, batch->chat),
-                         value = std::to_string(previous), ids = run->message_ids](Store& store) {
-          store.set_cursor(key, value);
-          for (Seq id : ids) store.set_status(id, MessageStatus::unread);
-        };
-        delivered_[cursor_map_key(folder, batch->chat)] = previous;
-        co_await writer_.run(std::move(rollback));
-      }
-    }
-    if (ok && !run->output_sent) {
-      // Handled without anything to say: no longer "processing" (which recovery re-delivers).
-      auto handled = [ids = run->message_ids](Store& store) {
-        for (Seq id : ids) store.set_status(id, MessageStatus::read);
-      };
-      co_await writer_.run(std::move(handled));
-    }
+    settled = co_await settle(run, outcome);
   } catch (const std::exception& e) {
+    // What is unanswered stays "processing" in the store (recovery delivers it at the next
+    // start); the in-memory cursor goes back so that the retry delivers it now.
     spdlog::error("group '{}': message run failed: {}", folder, e.what());
-    if (!run->output_sent) delivered_[cursor_map_key(folder, batch->chat)] = previous;
-    ok = run->output_sent;
+    if (!run->unanswered.empty()) {
+      delivered_[cursor_map_key(folder, run->chat)] = run->batch_of(run->unanswered.front()).before;
+      settled.ok = false;
+    }
   }
   end_run(folder);
-  queue_->finished(folder, ok);
+  // Follow-ups the agent never read run again at once: the group's pending messages take
+  // the slot its run frees.
+  if (settled.again) queue_->enqueue_messages(folder);
+  queue_->finished(folder, settled.ok);
+}
+
+boost::asio::awaitable<Dispatcher::Settled> Dispatcher::settle(std::shared_ptr<ActiveRun> run,
+                                                               const sandbox::RunOutcome& outcome) {
+  const std::string& folder = run->folder;
+  Settled settled;
+  // Follow-ups still in input/ were never read: the agent exited before it took them. Every
+  // later one was not read either (the agent takes them in order), and all are removed.
+  std::optional<Seq> untaken;
+  for (const ActiveRun::Batch& piped : run->batches) {
+    if (piped.file.empty()) continue;
+    auto left = host::withdraw_input_message(groups_.paths().ipc_root(), folder, piped.file);
+    if (!left) {
+      spdlog::warn("group '{}': cannot check the follow-up {}: {}; delivering it again", folder,
+                   piped.file, left.error().message);
+    }
+    if ((!left || left.value()) && !untaken) untaken = piped.first;
+  }
+  std::vector<Seq> unread;   // not read by the agent: delivered again at once
+  std::vector<Seq> failed;   // read, and the run failed without answering them
+  std::vector<Seq> handled;  // read, and the agent chose to say nothing
+  for (Seq id : run->unanswered) {
+    if (untaken && id >= *untaken) {
+      unread.push_back(id);
+    } else if (!outcome.success) {
+      failed.push_back(id);
+    } else {
+      handled.push_back(id);
+    }
+  }
+  if (!unread.empty()) {
+    spdlog::info("group '{}': the agent ended without reading {} follow-up message(s); {}", folder,
+                 unread.size(),
+                 failed.empty() ? "delivering them again now" : "they are retried too");
+    settled.again = failed.empty();
+  }
+
+  std::vector<Seq> back = unread;  // return to the queue, from the first of them on
+  MessageStatus back_status = MessageStatus::unread;
+  if (!failed.empty()) {
+    runs_failed_.inc();
+    const int failures = queue_->failures(folder) + 1;
+    const int retries = queue_->options().max_retries;
+    const bool retries_used_up = failures == retries + 1;
+    const std::string reason = short_reason(outcome.error);
+    if (outcome.ended_in_error || failures <= retries) {
+      // The agent ran and reported why it could not answer (the model provider failed, for
+      // instance), or retries remain: retried, for as long as it takes.
+      failing_[folder] = reason;
+      spdlog::error(
+          "group '{}': run {} failed without answering {} message(s) ({} in a row): {}; "
+          "they are retried",
+          folder, run->run_id, failed.size(), failures, outcome.error);
+      if (retries_used_up && notified_.insert(folder).second) {
+        co_await send_notice(run, "I could not answer your message: " + reason +
+                                      ". I will keep trying and answer as soon as it works.");
+      }
+      if (notified_.contains(folder)) back_status = MessageStatus::failed;
+      back.insert(back.begin(), failed.begin(), failed.end());
+      settled.ok = false;
+      settled.again = false;
+    } else {
+      // The agent itself fails on these messages (a crash, a timeout, no answer) every time:
+      // they are set aside, so that they cannot hold up the group for ever.
+      spdlog::error(
+          "group '{}': run {} failed {} times in a row without answering ({}); {} message(s) "
+          "set aside",
+          folder, run->run_id, failures, outcome.error, failed.size());
+      auto set_aside = [ids = failed](Store& store) {
+        for (Seq id : ids) store.set_status(id, MessageStatus::failed);
+      };
+      co_await writer_.run(std::move(set_aside));
+      co_await send_notice(run, "I could not answer your message and have set it aside: " + reason +
+                                    ". Please send it again if you still need an answer.");
+      failing_.erase(folder);
+    }
+  } else {
+    if (!handled.empty()) {
+      // Handled without anything to say: no longer "processing" (which recovery re-delivers).
+      auto read = [ids = handled](Store& store) {
+        for (Seq id : ids) store.set_status(id, MessageStatus::read);
+      };
+      co_await writer_.run(std::move(read));
+    }
+    if (outcome.success) {
+      failing_.erase(folder);
+      notified_.erase(folder);
+    } else {
+      spdlog::warn("group '{}': run {} failed after answering everything ({})", folder, run->run_id,
+                   outcome.error);
+    }
+  }
+  if (!back.empty()) {
+    const Seq cursor = run->batch_of(back.front()).before;
+    delivered_[cursor_map_key(folder, run->chat)] = cursor;
+    auto rollback = [key = delivered_cursor_key(folder, run->chat), value = std::to_string(cursor),
+                     ids = back, back_status](Store& store) {
+      store.set_cursor(key, value);
+      for (Seq id : ids) store.set_status(id, back_status);
+    };
+    co_await writer_.run(std::move(rollback));
+  }
+  co_return settled;
 }
 
 boost::asio::awaitable<void> Dispatcher::run_task(std::string folder, std::string task_id) {
@@ -602,14 +744,18 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
       std::string text = strip_internal(*result.result);
       if (!text.empty()) {
         shared->last_result = text;
-        shared->output_sent = true;  // from here on the run is never rolled back
-        auto send = [this, shared, text]() -> boost::asio::awaitable<void> {
-          co_await send_reply(shared, text);
-        };
+        // The reply answers everything delivered so far; those are never rolled back.
+        auto send = [this, shared, text, ids = std::exchange(shared->unanswered, {})]()
+            -> boost::asio::awaitable<void> { co_await send_reply(shared, text, ids); };
         spawn(std::move(send), "group '" + folder + "': sending a reply");
       }
     }
-    if (shared->kind == "messages") queue_->agent_idle(folder);
+    if (shared->kind == "messages") {
+      queue_->agent_idle(folder);
+    } else if (shared->agent) {
+      // A task has one prompt and gets no follow-ups: once it answered, the run is done.
+      shared->agent->request_close();
+    }
   };
   run.agent = std::make_unique<sandbox::AgentRun>(executor_, std::move(spec), on_result);
   const auto started = std::chrono::steady_clock::now();
@@ -624,17 +770,29 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
 }
 
 boost::asio::awaitable<void> Dispatcher::send_reply(std::shared_ptr<ActiveRun> run,
-                                                    std::string text) {
+                                                    std::string text,
+                                                    std::vector<Seq> answered_ids) {
   const int index = ++run->replies;
   // One commit: the reply and "these messages are answered", so a crash cannot leave the
   // messages looking unanswered (re-delivered, answered twice) after the reply was queued.
-  auto answered = [ids = run->message_ids](Store& store) {
+  auto answered = [ids = std::move(answered_ids)](Store& store) {
     for (Seq id : ids) store.set_status(id, MessageStatus::replied);
   };
   auto sending = outbox_.enqueue_text(run->chat, text, run->run_id + ":" + std::to_string(index),
                                       std::move(answered));
   co_await std::move(sending);
   replies_.inc();
+}
+
+boost::asio::awaitable<void> Dispatcher::send_notice(std::shared_ptr<ActiveRun> run,
+                                                     std::string text) {
+  auto sending = outbox_.enqueue_text(run->chat, text, run->run_id + ":notice");
+  co_await std::move(sending);
+  spdlog::info("group '{}': told {}: {}", run->folder, run->chat, text);
+}
+
+std::map<std::string, std::string> Dispatcher::failing_groups() const {
+  return {failing_.begin(), failing_.end()};
 }
 
 void Dispatcher::write_snapshots(const GroupRecord& group) {

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,9 @@ class Dispatcher final : public QueueDriver {
     int results = 0;
   };
   std::vector<RunInfo> active_runs() const;
+  // Groups whose latest message run failed without answering, with the reason (shown by
+  // /health, which is degraded while there are any).
+  std::map<std::string, std::string> failing_groups() const;
 
  private:
   struct ActiveRun;
@@ -136,7 +140,20 @@ class Dispatcher final : public QueueDriver {
                                                         const GroupRecord& group,
                                                         std::string prompt,
                                                         std::optional<std::string> session);
-  boost::asio::awaitable<void> send_reply(std::shared_ptr<ActiveRun> run, std::string text);
+  // Sends `text` to the run's chat as the answer to `answered_ids` (marked replied with it).
+  boost::asio::awaitable<void> send_reply(std::shared_ptr<ActiveRun> run, std::string text,
+                                          std::vector<Seq> answered_ids);
+  // Tells the run's chat that something went wrong (answers no message).
+  boost::asio::awaitable<void> send_notice(std::shared_ptr<ActiveRun> run, std::string text);
+  // After a message run: what the agent answered is done; what it did not read goes back to
+  // the queue at once (`again`); what it read and failed to answer rolls back and is retried
+  // (`ok` false), or after the retries is set aside with a notice (docs/orchestrator.md).
+  struct Settled {
+    bool ok = true;
+    bool again = false;
+  };
+  boost::asio::awaitable<Settled> settle(std::shared_ptr<ActiveRun> run,
+                                         const sandbox::RunOutcome& outcome);
   // Forgets a finished run and wakes shutdown() if it waits for runs to end.
   void end_run(const std::string& folder);
   // The chat of `group` whose oldest undelivered message is oldest, with what to deliver
@@ -177,6 +194,8 @@ class Dispatcher final : public QueueDriver {
   std::map<std::string, std::shared_ptr<ActiveRun>, std::less<>> runs_;
   // In-memory delivered cursors, "folder\nchat" → seq; the store holds the durable copy.
   std::map<std::string, Seq, std::less<>> delivered_;
+  std::map<std::string, std::string, std::less<>> failing_;  // folder → why its runs fail
+  std::set<std::string, std::less<>> notified_;  // folders whose chat was told of the failure
   Counter& runs_started_;
   Counter& runs_failed_;
   Counter& replies_;

@@ -70,7 +70,7 @@ void GroupQueue::enqueue_task(const std::string& name, const std::string& task_i
   group.pending_tasks.push_back(task_id);
   if (group.active_kind) {
     spdlog::debug("queue: {}: run active, task {} waits for it", name, task_id);
-    if (group.idle) request_close(name, group);
+    if (group.idle) request_close(name, group, "a task waits");
     return;
   }
   add_waiting(name, false);
@@ -85,7 +85,12 @@ void GroupQueue::agent_idle(const std::string& name) {
   }
   Group& group = it->second;
   group.idle = true;
-  if (!group.pending_tasks.empty()) request_close(name, group);
+  group.idle_since = std::chrono::steady_clock::now();
+  if (!group.pending_tasks.empty()) {
+    request_close(name, group, "a task waits");
+  } else {
+    free_idle_slots();
+  }
 }
 
 void GroupQueue::agent_busy(const std::string& name) {
@@ -133,6 +138,11 @@ void GroupQueue::shutdown() {
 const GroupQueue::Group* GroupQueue::find(const std::string& name) const {
   const auto it = groups_.find(name);
   return it == groups_.end() ? nullptr : &it->second;
+}
+
+int GroupQueue::failures(const std::string& name) const {
+  const Group* group = find(name);
+  return group == nullptr ? 0 : group->failures;
 }
 
 bool GroupQueue::is_active(const std::string& name) const {
@@ -201,6 +211,27 @@ void GroupQueue::start_waiting() {
     group.waiting = false;
     start_next(name, group);
   }
+  free_idle_slots();
+}
+
+void GroupQueue::free_idle_slots() {
+  if (shut_down_ || waiting_.empty() || active_count_ < options_.max_concurrent) return;
+  std::size_t closing = 0;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> idle;
+  for (const auto& [name, group] : groups_) {
+    if (!group.active_kind) continue;
+    if (group.close_requested) {
+      ++closing;
+    } else if (group.idle) {
+      idle.emplace_back(group.idle_since, name);
+    }
+  }
+  if (closing >= waiting_.size()) return;
+  std::sort(idle.begin(), idle.end());
+  const std::size_t wanted = std::min(waiting_.size() - closing, idle.size());
+  for (std::size_t i = 0; i < wanted; ++i) {
+    request_close(idle[i].second, groups_[idle[i].second], "another group waits for a slot");
+  }
 }
 
 // Marks the run active before calling the driver, so that a call back from inside start_*
@@ -225,27 +256,21 @@ void GroupQueue::start_next(const std::string& name, Group& group) {
   driver_.start_messages(name);
 }
 
-void GroupQueue::request_close(const std::string& name, Group& group) {
+void GroupQueue::request_close(const std::string& name, Group& group, std::string_view why) {
   if (group.close_requested) return;
   group.close_requested = true;
-  spdlog::debug("queue: {}: idle agent asked to close, a task waits", name);
+  spdlog::debug("queue: {}: idle agent asked to close, {}", name, why);
   driver_.request_close(name);
 }
 
 void GroupQueue::after_failed_messages(const std::string& name, Group& group) {
   ++group.failures;
-  if (group.failures > options_.max_retries) {
-    spdlog::warn(
-        "queue: {}: message run failed after {} retries; dropping it until new messages "
-        "arrive",
-        name, options_.max_retries);
-    group.failures = 0;
-    return;
-  }
   if (shut_down_) return;
-  const auto delay = options_.retry_base * (std::int64_t{1} << (group.failures - 1));
-  spdlog::info("queue: {}: message run failed; retry {} of {} in {} ms", name, group.failures,
-               options_.max_retries, delay.count());
+  // The longest wait is that before retry max_retries (retry_base when there are none).
+  const int step = std::min(group.failures, std::max(options_.max_retries, 1)) - 1;
+  const auto delay = options_.retry_base * (std::int64_t{1} << step);
+  spdlog::info("queue: {}: message run failed {} time(s) in a row; retried in {} ms", name,
+               group.failures, delay.count());
   cancel_retry(group);
   group.retry_timer = timer_.after(delay, [this, name] { retry_due(name); });
 }

@@ -8,11 +8,13 @@
 //   - when a run ends, the same group's pending tasks (in arrival order) run first, then its
 //     pending messages, then waiting groups fill the free slots (a group's tasks first);
 //   - a failed message run is retried after retry_base * 2^(n-1) for failure n (5, 10, 20,
-//     40, 80 s), and after max_retries retries have failed too, dropped until new messages
-//     arrive; a success resets the count. Failed task runs are not retried here (the
-//     scheduler owns tasks);
+//     40, 80 s); after max_retries retries it goes on being retried at the longest of these
+//     waits until a run succeeds (the driver decides what a run does with messages that keep
+//     failing: failures() tells it how many runs failed in a row). A success resets the
+//     count. Failed task runs are not retried here (the scheduler owns tasks);
 //   - an agent that answered and sits idle is asked to close as soon as a task waits for its
-//     group, so the task does not wait for the idle timeout;
+//     group, and as soon as another group waits for a slot (the longest idle agent first,
+//     one per waiting group), so nobody waits for an idle timeout;
 //   - after shutdown() nothing more starts.
 //
 // Threading: construct and call everything on the event-loop thread. The driver is called
@@ -53,8 +55,9 @@ class QueueDriver {
   virtual void start_messages(const std::string& group) = 0;
   // Start the run of scheduled task `task_id` in the group. Call finished() when it ended.
   virtual void start_task(const std::string& group, const std::string& task_id) = 0;
-  // Ask the group's running agent to finish (it is idle and a task waits for the group).
-  // Called at most once per run. The run still ends with finished().
+  // Ask the group's running agent to finish (it is idle, and a task waits for the group or
+  // another group for a slot). Called at most once per run. The run still ends with
+  // finished().
   virtual void request_close(const std::string& group) = 0;
 };
 
@@ -64,7 +67,8 @@ struct QueueOptions {
   // Wait before the first retry of a failed message run; doubled for each further failure.
   // Between 1 ms and 24 h.
   std::chrono::milliseconds retry_base{5000};
-  // Retries of a failing message run before its messages are dropped; 0 to 30.
+  // Retries of a failing message run with a growing wait; later ones wait as long as the
+  // last of these. 0 to 30.
   int max_retries = 5;
 };
 
@@ -102,7 +106,8 @@ class GroupQueue {
   void enqueue_task(const std::string& group, const std::string& task_id);
 
   // The group's running agent answered and now waits for input. If a task waits for the
-  // group, the agent is asked to close. Ignored when the group has no active run.
+  // group, or another group for a slot, the agent is asked to close. Ignored when the group
+  // has no active run.
   void agent_idle(const std::string& group);
   // The group's running agent got input again (a message was piped to it): no longer idle.
   void agent_busy(const std::string& group);
@@ -117,6 +122,8 @@ class GroupQueue {
   void shutdown();
 
   bool is_active(const std::string& group) const;
+  // Message runs of the group that failed in a row (0 after a success).
+  int failures(const std::string& group) const;
   std::optional<RunKind> active_kind(const std::string& group) const;
   // True for an active messages run that has not been asked to close: the dispatcher may
   // pipe new messages to it (then call agent_busy). Otherwise enqueue_messages.
@@ -134,6 +141,7 @@ class GroupQueue {
     std::optional<RunKind> active_kind;
     std::optional<std::string> running_task;
     bool idle = false;
+    std::chrono::steady_clock::time_point idle_since{};
     bool close_requested = false;
     std::deque<std::string> pending_tasks;
     bool pending_messages = false;
@@ -148,7 +156,10 @@ class GroupQueue {
   void add_waiting(const std::string& group, bool in_front);
   void start_waiting();
   void start_next(const std::string& name, Group& group);
-  void request_close(const std::string& name, Group& group);
+  void request_close(const std::string& name, Group& group, std::string_view why);
+  // Asks idle agents, longest idle first, to close until every waiting group has a slot that
+  // is free or being freed.
+  void free_idle_slots();
   void after_failed_messages(const std::string& name, Group& group);
   void retry_due(const std::string& name);
   void cancel_retry(Group& group);

@@ -201,7 +201,10 @@ boost::asio::awaitable<void> Scheduler::finish_run(TaskRecord task, SysTime star
   auto schedule =
       type ? parse_schedule(*type, task.schedule_value, zone_) : Result<Schedule>(type.error());
   if (schedule) {
-    if (auto at = next_run(*schedule, ended)) next = format_iso8601(*at);
+    // An interval counts from the run's start, so that the time a run takes does not push
+    // every later run back.
+    const SysTime from = *type == ScheduleType::interval ? started : ended;
+    if (auto at = next_run(*schedule, from)) next = format_iso8601(*at);
   } else {
     spdlog::error("scheduler: task {} has an invalid schedule ({}); completing it", task.id,
                   schedule.error().message);

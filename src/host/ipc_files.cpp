@@ -102,14 +102,27 @@ Result<SafeDir> open_group_ipc_dir(const fs::path& ipc_root, std::string_view fo
   return SafeDir::open(ipc_root, below, missing);
 }
 
-Result<void> write_input_message(const fs::path& ipc_root, std::string_view folder,
-                                 std::string_view text) {
+Result<std::string> write_input_message(const fs::path& ipc_root, std::string_view folder,
+                                        std::string_view text) {
   std::string content = "{\"type\":\"message\",\"text\":";
   append_json_string(content, text);
   content += '}';
   auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);
   if (!input) return input.error();
-  return input->write_file(ipc_file_name(), content);
+  std::string name = ipc_file_name();
+  if (auto written = input->write_file(name, content); !written) return written.error();
+  return name;
+}
+
+Result<bool> withdraw_input_message(const fs::path& ipc_root, std::string_view folder,
+                                    std::string_view name) {
+  auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);
+  if (!input) return input.error();
+  auto there = input->stat(name);
+  if (!there) return there.error();
+  if (!there.value()) return false;
+  if (auto removed = input->remove(name); !removed) return removed.error();
+  return true;
 }
 
 Result<void> write_close_request(const fs::path& ipc_root, std::string_view folder) {

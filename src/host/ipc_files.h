@@ -77,9 +77,14 @@ Result<SafeDir> open_group_ipc_dir(const std::filesystem::path& ipc_root, std::s
                                    std::string_view sub, MissingDirs missing);
 
 // Queues a follow-up message for a running agent: `{"type":"message","text":…}` as a new
-// file in <ipc_root>/<folder>/input/.
-Result<void> write_input_message(const std::filesystem::path& ipc_root, std::string_view folder,
-                                 std::string_view text);
+// file in <ipc_root>/<folder>/input/. Returns the file's name.
+Result<std::string> write_input_message(const std::filesystem::path& ipc_root,
+                                        std::string_view folder, std::string_view text);
+
+// After the group's agent has exited: removes the follow-up file `name` from its input/ if
+// the agent left it there. True when it was still there (the agent never read it).
+Result<bool> withdraw_input_message(const std::filesystem::path& ipc_root, std::string_view folder,
+                                    std::string_view name);
 
 // Asks a running agent to finish: an empty <ipc_root>/<folder>/input/_close.
 Result<void> write_close_request(const std::filesystem::path& ipc_root, std::string_view folder);

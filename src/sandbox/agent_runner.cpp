@@ -204,6 +204,10 @@ RunOutcome AgentRun::outcome(const ExitStatus& status) const {
       for (const auto& line : stderr_tail_) out.error += "\n" + line;
     }
   }
+  if (out.error.empty() && last_error_) {
+    out.ended_in_error = true;
+    out.error = "the agent reported an error: " + *last_error_;
+  }
   out.success = out.error.empty();
   return out;
 }
@@ -312,6 +316,11 @@ void AgentRun::handle(OutputParser::Output output) {
     }
     log(fmt::format("result {}: {}{}", results_, to_string(result.status),
                     result.error ? " (" + *result.error + ")" : ""));
+    if (result.status == AgentResult::Status::error) {
+      last_error_ = result.error.value_or("no reason given");
+    } else {
+      last_error_.reset();
+    }
     if (!on_result_) continue;
     try {
       on_result_(result);

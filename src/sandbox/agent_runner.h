@@ -11,7 +11,8 @@
 //     run writes input/_close, asking the agent to finish;
 //   - output cap: stdout beyond max_output_bytes → SIGKILL at once;
 //   - disk: the agent's folders over max_disk → SIGKILL, the run fails with that reason.
-// A timeout after at least one result counts as success: the agent said what it had to say.
+// A timeout after at least one result counts as success: the agent said what it had to say,
+// unless its last result was an error result, which makes the run a failed one.
 //
 // Leftovers: under bwrap and none nothing survives the daemon: the sandbox process runs in
 // its own process group, which is SIGKILLed when its leader exits or the run is destroyed,
@@ -75,10 +76,14 @@ inline constexpr std::chrono::seconds kDiskCheckInterval{10};
 
 struct RunOutcome {
   // True when the agent did its job: it exited 0, or produced at least one result (even if it
-  // then timed out or exited non-zero). False otherwise, and `error` says why.
+  // then timed out or exited non-zero), and its last result was not an error result. False
+  // otherwise, and `error` says why.
   bool success = false;
   bool had_output = false;  // at least one result was delivered
-  bool timed_out = false;   // the hard timeout fired
+  // The last result was an error result ("status":"error": the agent could not do its job,
+  // for instance because the model provider failed); `error` quotes it.
+  bool ended_in_error = false;
+  bool timed_out = false;  // the hard timeout fired
   std::optional<int> exit_code;
   std::optional<int> signal;
   std::string error;  // empty on success
@@ -167,6 +172,7 @@ class AgentRun {
   bool killed_ = false;
   bool close_requested_ = false;
   std::size_t results_ = 0;
+  std::optional<std::string> last_error_;  // of the last result, when it was an error result
   std::size_t stdout_bytes_ = 0;
   std::size_t stderr_logged_ = 0;
   std::deque<std::string> stderr_tail_;

@@ -185,9 +185,67 @@ CREATE INDEX token_usage_by_run ON token_usage(run_id);
 CREATE INDEX token_usage_by_time ON token_usage(at);
 )sql";
 
-constexpr std::array<SqliteMigration, 2> kMigrations{{
+// Version 3: a message can be "failed" (the agent could not answer it: the chat was told,
+// and it is retried or set aside; docs/orchestrator.md). SQLite cannot change a CHECK
+// constraint in place, so the table is rebuilt the documented way (create, copy, drop,
+// rename), its indexes and triggers made again, and its AUTOINCREMENT high-water mark kept so
+// that no id is ever reused. "failed" is not among the unread statuses.
+constexpr std::string_view kVersion3 = R"sql(
+CREATE TABLE messages_v3 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  chat_id INTEGER REFERENCES chats(id),
+  source TEXT NOT NULL,
+  sender TEXT,
+  sender_name TEXT,
+  subject TEXT,
+  content TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  stored_at TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'unread'
+    CHECK (status IN ('unread', 'processing', 'replied', 'read', 'filtered', 'failed')),
+  from_assistant INTEGER NOT NULL DEFAULT 0 CHECK (from_assistant IN (0, 1)),
+  metadata TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
+  external_id TEXT UNIQUE
+);
+INSERT INTO messages_v3 SELECT * FROM messages;
+DELETE FROM sqlite_sequence WHERE name = 'messages_v3';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'messages_v3', seq FROM sqlite_sequence
+  WHERE name = 'messages';
+DROP TABLE messages;
+ALTER TABLE messages_v3 RENAME TO messages;
+CREATE INDEX messages_by_chat ON messages(chat_id, id);
+CREATE INDEX messages_unread ON messages(id)
+  WHERE status IN ('unread', 'processing', 'replied');
+CREATE INDEX messages_unread_by_chat ON messages(chat_id, id)
+  WHERE status IN ('unread', 'processing', 'replied');
+CREATE TRIGGER message_stats_insert AFTER INSERT ON messages BEGIN
+  UPDATE message_stats
+     SET total = total + 1,
+         unread = unread + (NEW.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+CREATE TRIGGER message_stats_delete AFTER DELETE ON messages BEGIN
+  UPDATE message_stats
+     SET total = total - 1,
+         unread = unread - (OLD.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+CREATE TRIGGER message_stats_update AFTER UPDATE OF status ON messages
+  WHEN (OLD.status IN ('unread', 'processing', 'replied'))
+    <> (NEW.status IN ('unread', 'processing', 'replied'))
+BEGIN
+  UPDATE message_stats
+     SET unread = unread + (NEW.status IN ('unread', 'processing', 'replied'))
+                         - (OLD.status IN ('unread', 'processing', 'replied'))
+   WHERE id = 1;
+END;
+)sql";
+
+constexpr std::array<SqliteMigration, 3> kMigrations{{
     {1, kVersion1},
     {2, kVersion2},
+    {3, kVersion3},
 }};
 
 }  // namespace

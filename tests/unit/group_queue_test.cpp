@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -240,11 +241,11 @@ TEST_F(GroupQueueTest, IdlenessOfOneRunDoesNotCarryIntoTheNext) {
   EXPECT_EQ(driver.take(), Events{});
 }
 
-TEST_F(GroupQueueTest, RetriesAFailedMessageRunAfter5_10_20_40_80SecondsThenDrops) {
+TEST_F(GroupQueueTest, RetriesAFailedMessageRunAfter5_10_20_40_80SecondsThenEvery80) {
   queue.enqueue_messages("a");
   EXPECT_EQ(driver.take(), Events{"messages:a"});
 
-  for (const auto delay : {5s, 10s, 20s, 40s, 80s}) {
+  for (const auto delay : {5s, 10s, 20s, 40s, 80s, 80s, 80s}) {
     finish("a", false);
     EXPECT_FALSE(queue.is_active("a"));
     EXPECT_EQ(timer.next_due_in(), delay);
@@ -253,15 +254,13 @@ TEST_F(GroupQueueTest, RetriesAFailedMessageRunAfter5_10_20_40_80SecondsThenDrop
     timer.advance(1ms);
     EXPECT_EQ(driver.take(), Events{"messages:a"}) << "retry at " << delay.count() << " s";
   }
-  EXPECT_EQ(timer.now(), 155s);
+  EXPECT_EQ(timer.now(), 315s);
+  EXPECT_EQ(queue.failures("a"), 7);
 
-  finish("a", false);  // the fifth retry failed too: dropped
+  finish("a", true);  // the provider is back: answered, and the count starts afresh
+  EXPECT_EQ(queue.failures("a"), 0);
   EXPECT_EQ(timer.pending(), 0u);
-  timer.advance(24h);
-  EXPECT_EQ(driver.take(), Events{});
-  EXPECT_EQ(queue.snapshot()[0].failures, 0);
-
-  queue.enqueue_messages("a");  // new messages start fresh
+  queue.enqueue_messages("a");
   EXPECT_EQ(driver.take(), Events{"messages:a"});
   finish("a", false);
   EXPECT_EQ(timer.next_due_in(), 5s);
@@ -413,12 +412,55 @@ TEST_F(GroupQueueTest, RejectsOptionsOutOfRange) {
   EXPECT_THROW(GroupQueue(driver, timer, {.max_retries = 31}), std::invalid_argument);
 }
 
-TEST_F(GroupQueueTest, ZeroRetriesDropsAtTheFirstFailure) {
+TEST_F(GroupQueueTest, ZeroRetriesRetriesEveryRetryBase) {
   RecordingDriver other_driver;
   GroupQueue no_retries{other_driver, timer, QueueOptions{.max_retries = 0}};
   no_retries.enqueue_messages("a");
-  no_retries.finished("a", false);
-  EXPECT_EQ(timer.pending(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    other_driver.running.erase("a");
+    no_retries.finished("a", false);
+    EXPECT_EQ(timer.next_due_in(), 5s);
+    timer.advance(5s);
+  }
+  EXPECT_EQ(no_retries.failures("a"), 3);
+}
+
+TEST_F(GroupQueueTest, AWaitingGroupGetsTheSlotOfTheLongestIdleAgent) {
+  RecordingDriver two_driver;
+  GroupQueue two{two_driver, timer, QueueOptions{.max_concurrent = 2}};
+  two.enqueue_messages("a");
+  two.enqueue_messages("b");
+  two.agent_idle("b");  // b went idle first
+  std::this_thread::sleep_for(2ms);
+  two.agent_idle("a");
+  EXPECT_EQ(two_driver.take(), (Events{"messages:a", "messages:b"}));  // nobody waits yet
+
+  two.enqueue_messages("c");  // no free slot: the longest idle agent is asked to close
+  EXPECT_EQ(two_driver.take(), Events{"close:b"});
+  two.enqueue_messages("d");  // a second waiting group: the next idle one
+  EXPECT_EQ(two_driver.take(), Events{"close:a"});
+  two.enqueue_messages("e");  // nobody else is idle: e waits for a run to end
+  EXPECT_EQ(two_driver.take(), Events{});
+
+  two_driver.running.erase("b");
+  two.finished("b", true);
+  EXPECT_EQ(two_driver.take(), Events{"messages:c"});
+  two.agent_idle("c");  // e still waits: c gives its slot up as soon as it answered
+  EXPECT_EQ(two_driver.take(), Events{"close:c"});
+}
+
+TEST_F(GroupQueueTest, AnAgentThatGoesIdleWhileAGroupWaitsIsAskedToClose) {
+  RecordingDriver one_driver;
+  GroupQueue one{one_driver, timer, QueueOptions{.max_concurrent = 1}};
+  one.enqueue_messages("a");
+  one.enqueue_messages("b");  // a is busy: b waits, nothing to close
+  EXPECT_EQ(one_driver.take(), Events{"messages:a"});
+  one.agent_busy("a");
+  one.agent_idle("a");
+  EXPECT_EQ(one_driver.take(), Events{"close:a"});
+  one.agent_idle("a");  // asked once per run
+  EXPECT_EQ(one_driver.take(), Events{});
+  EXPECT_FALSE(one.accepts_input("a"));  // new messages for a wait for its next run
 }
 
 // A driver that calls back into the queue from inside its calls, as a dispatcher that
