@@ -714,6 +714,19 @@ TEST_F(SmtpServerTest, OversizeTextLineIsRefusedWith552) {
   EXPECT_TRUE(h.delivered().empty());
 }
 
+TEST_F(SmtpServerTest, ANulByteIsRefusedInDataWith550AndInACommandWith500) {
+  auto& h = start();
+  auto c = session();
+  begin_message(*c);
+  EXPECT_EQ(c->command(std::string("Subject: nul\r\n\r\nbefore\0after\r\n.", 31)),
+            "550 5.6.0 NUL byte in message data; RFC 5321 does not allow it\r\n");
+  EXPECT_EQ(c->command(std::string("NOOP\0", 5)), "500 5.5.2 NUL byte in command\r\n");
+  EXPECT_EQ(c->command("NOOP"), "250 2.0.0 Ok\r\n");
+  EXPECT_TRUE(h.delivered().empty());
+  EXPECT_TRUE(
+      contains(h.metrics(), "switchboard_smtp_messages_rejected_total{reason=\"nul_byte\"} 1"));
+}
+
 TEST_F(SmtpServerTest, OversizeMessageIsRefusedAtMailFromWhenSizeIsDeclared) {
   auto options = defaults();
   options.max_message_bytes = 10000;

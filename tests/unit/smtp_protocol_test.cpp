@@ -271,6 +271,16 @@ TEST(SmtpDataReader, RejectsBareLfAsEndOfData) {
   EXPECT_EQ(fed.reader.reply().status, "5.6.11");
 }
 
+TEST(SmtpDataReader, RefusesANulByteAndFindsTheRealEnd) {
+  const std::string input = std::string("Subject: x\r\n\r\na\0b\r\n.\r\nNOOP\r\n", 28);
+  auto fed = feed(input);
+  ASSERT_TRUE(fed.reader.done());
+  EXPECT_EQ(input.substr(fed.consumed), "NOOP\r\n");
+  EXPECT_EQ(fed.reader.problem(), SmtpDataReader::Problem::nul_byte);
+  EXPECT_EQ(fed.reader.reply().code, 550);
+  EXPECT_EQ(fed.reader.reply().status, "5.6.0");
+}
+
 // Each smuggling vector of the 2023 SMTP smuggling research (SEC Consult): a fake end of
 // data followed by a second message. None may end the data; each makes the message refused.
 struct SmugglingVector {

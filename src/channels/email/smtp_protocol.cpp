@@ -399,6 +399,7 @@ void SmtpDataReader::append(std::string_view bytes) {
   }
   // More bytes after a leading dot: it was a stuffed one, and is dropped (RFC 5321 §4.5.2).
   leading_dot_ = false;
+  if (bytes.find('\0') != std::string_view::npos) flag(Problem::nul_byte);
   line_bytes_ += bytes.size();
   size_ += bytes.size();
   if (line_bytes_ + 2 > max_line_bytes_) flag(Problem::line_too_long);
@@ -461,6 +462,8 @@ SmtpReply SmtpDataReader::reply() const {
       return email::reply(550, "5.6.11", "Bare <LF> in message data; lines must end with <CR><LF>");
     case Problem::bare_carriage_return:
       return email::reply(550, "5.6.11", "Bare <CR> in message data; lines must end with <CR><LF>");
+    case Problem::nul_byte:
+      return email::reply(550, "5.6.0", "NUL byte in message data; RFC 5321 does not allow it");
     case Problem::line_too_long:
       return email::reply(
           552, "5.3.4",

@@ -116,16 +116,17 @@ class RecipientSet {
 // Reads the text of a DATA command as it arrives, in pieces of any size. The text ends only
 // at CRLF "." CRLF (a "." line preceded by a CRLF, or first); a bare LF or CR is never a line
 // end, so "LF . LF", "CR . CR" and their mixtures do not end it (SMTP smuggling). Lines
-// are dot-unstuffed. A bare LF or CR anywhere, a line longer than the limit or a text over
-// the size limit is a problem: the reader keeps reading to the real end (so that the
-// session stays in step with the client) but stops storing, and the message is to be
-// refused with reply().
+// are dot-unstuffed. A bare LF or CR anywhere, a NUL byte (RFC 5321 §4.1.1.4 and RFC 5322
+// forbid it), a line longer than the limit or a text over the size limit is a problem: the reader
+// keeps reading to the real end (so that the session stays in step with the client) but stops
+// storing, and the message is to be refused with reply().
 class SmtpDataReader {
  public:
   enum class Problem {
     none,
     bare_line_feed,
     bare_carriage_return,
+    nul_byte,
     line_too_long,
     too_big,
     no_storage,  // the caller ran out of room for it (abandon())
@@ -143,8 +144,8 @@ class SmtpDataReader {
   bool done() const { return done_; }
   // The first problem seen (none for an acceptable message).
   Problem problem() const { return problem_; }
-  // The refusal for problem(): 550 5.6.11 for a bare CR/LF, 552 5.3.4 for size and lines,
-  // 452 4.3.1 for no_storage. Precondition: problem() != none.
+  // The refusal for problem(): 550 5.6.11 for a bare CR/LF, 550 5.6.0 for a NUL byte,
+  // 552 5.3.4 for size and lines, 452 4.3.1 for no_storage. Precondition: problem() != none.
   SmtpReply reply() const;
   // Stops storing the text (its memory is released) because the server has no room for
   // it; the reader still finds the end. problem() becomes no_storage unless it was set.

@@ -241,7 +241,7 @@ struct SmtpServer::Impl {
         messages_rejected(metrics.counter_family(
             "switchboard_smtp_messages_rejected_total",
             "Messages refused by SMTP, by reason (size, line_length, bare_newline, "
-            "no_storage, store_failed).",
+            "nul_byte, no_storage, store_failed).",
             {"reason"})),
         recipients_rejected(metrics.counter("switchboard_smtp_recipients_rejected_total",
                                             "RCPT TO addresses refused (not configured).")),
@@ -489,6 +489,10 @@ asio::awaitable<void> SmtpServer::Impl::session(std::shared_ptr<Impl> self,
       s.say({500, "5.5.2", "Bare <CR> or <LF> in command; lines end with <CR><LF>"});
       continue;
     }
+    if (line.find('\0') != std::string::npos) {
+      s.say({500, "5.5.2", "NUL byte in command"});
+      continue;
+    }
     const auto command = parse_command(line);
     const auto& arg = command.argument;
     switch (command.verb) {
@@ -665,6 +669,9 @@ asio::awaitable<bool> SmtpServer::Impl::receive_message(Session& s) {
       case SmtpDataReader::Problem::bare_line_feed:
       case SmtpDataReader::Problem::bare_carriage_return:
         reason = "bare_newline";
+        break;
+      case SmtpDataReader::Problem::nul_byte:
+        reason = "nul_byte";
         break;
       case SmtpDataReader::Problem::line_too_long:
         reason = "line_length";

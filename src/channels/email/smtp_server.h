@@ -8,9 +8,9 @@
 // Refusals: 421 beyond the connection limits, after a timeout, after too many errors and
 // on shutdown; 550 for addresses not configured; 552 for messages over the size limit
 // (at MAIL FROM when SIZE= says so, else after the data); 550 5.6.11 for data with a bare
-// CR or LF (SMTP smuggling: only CRLF.CRLF ends the data); 500 for over-long command lines,
-// 552 for over-long text lines; 452 4.3.1 when the messages in memory reach
-// max_buffered_bytes. VRFY discloses nothing (252). Message bodies are never logged.
+// CR or LF (SMTP smuggling: only CRLF.CRLF ends the data), 550 5.6.0 for a NUL byte in it; 500 for
+// over-long command lines, 552 for over-long text lines; 452 4.3.1 when the messages in memory
+// reach max_buffered_bytes. VRFY discloses nothing (252). Message bodies are never logged.
 //
 // Metrics: switchboard_smtp_{connections, connections_total, connections_refused_total,
 // messages_accepted_total, messages_rejected_total, recipients_rejected_total,
