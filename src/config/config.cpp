@@ -49,6 +49,7 @@ constexpr std::uint64_t kMaxConcurrentAgents = 1000;
 constexpr std::uint64_t kMaxLimitCount = 1u << 20;
 constexpr std::uint64_t kMaxLimitBytes = 1ull << 50;
 constexpr std::uint64_t kMaxBatchMessages = 10'000;
+constexpr std::uint64_t kMaxRetries = 10;
 constexpr std::uint64_t kMaxToolRounds = 10'000;
 constexpr std::uint64_t kMaxOutputTokens = 1'000'000;
 constexpr std::uint64_t kMaxContextWindow = 100'000'000;
@@ -549,6 +550,19 @@ class Loader {
         {"max_batch_messages",
          [&](const toml::node& n, const std::string& k) {
            assign(agent.max_batch_messages, count(n, k, kMaxBatchMessages));
+         }},
+        {"retry_base",
+         [&](const toml::node& n, const std::string& k) {
+           auto base = duration(n, k);
+           if (base && (*base < std::chrono::milliseconds(100) || *base > std::chrono::hours(1))) {
+             fail(n, "'" + k + "' must be between 100ms and 1h");
+             return;
+           }
+           assign(agent.retry_base, base);
+         }},
+        {"max_retries",
+         [&](const toml::node& n, const std::string& k) {
+           assign(agent.max_retries, count(n, k, kMaxRetries));
          }},
         {"max_tool_rounds",
          [&](const toml::node& n, const std::string& k) {

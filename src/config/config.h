@@ -50,6 +50,10 @@ struct AgentConfig {
   std::chrono::milliseconds shutdown_grace{30'000};     // running agents at daemon shutdown
   std::size_t max_output_bytes = 10 * 1024 * 1024;
   std::size_t max_concurrent = 5;
+  // A message run that fails without answering is retried after retry_base, doubled for each
+  // further failure up to retry_base * 2^(max_retries-1), then at that interval until it works.
+  std::chrono::milliseconds retry_base{5'000};
+  std::size_t max_retries = 5;
   bool network = false;  // default for groups that do not say
   // Outside data_dir; never mounted. Empty: the default ~/.config/switchboard/mount-allowlist.json.
   std::filesystem::path mount_allowlist;

@@ -259,7 +259,7 @@ void GroupQueue::start_next(const std::string& name, Group& group) {
 void GroupQueue::request_close(const std::string& name, Group& group, std::string_view why) {
   if (group.close_requested) return;
   group.close_requested = true;
-  spdlog::debug("queue: {}: idle agent asked to close, {}", name, why);
+  spdlog::info("queue: {}: idle agent asked to close, {}", name, why);
   driver_.request_close(name);
 }
 

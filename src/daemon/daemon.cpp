@@ -325,7 +325,9 @@ int run_daemon(const Config& config) {
   core::AsioTimer timer(executor);
   core::GroupQueue queue(
       dispatcher, timer,
-      core::QueueOptions{.max_concurrent = static_cast<int>(config.agent.max_concurrent)});
+      core::QueueOptions{.max_concurrent = static_cast<int>(config.agent.max_concurrent),
+                         .retry_base = config.agent.retry_base,
+                         .max_retries = static_cast<int>(config.agent.max_retries)});
   queue_ptr = &queue;
   dispatcher.attach_queue(queue);
 
@@ -454,7 +456,20 @@ int run_daemon(const Config& config) {
   std::jthread bwrap_check;
   if (*runtime == sandbox::Runtime::bwrap) bwrap_check = std::jthread(check_bwrap, run_as);
 
-  io.run();
+  // Coroutines end with their exceptions caught (co_spawn hands them to a handler that logs
+  // them); an exception thrown from inside a library's own handler would still end run().
+  // It drops only the operation it came from: logged, and the loop runs on.
+  for (bool running = true; running;) {
+    try {
+      io.run();
+      running = false;
+    } catch (const std::exception& e) {
+      spdlog::critical("event loop: an operation failed unexpectedly and was dropped: {}",
+                       e.what());
+    } catch (...) {
+      spdlog::critical("event loop: an operation failed unexpectedly and was dropped");
+    }
+  }
 
   writer.stop();  // every queued write is committed before the store closes
   auto stats = writer.stats();

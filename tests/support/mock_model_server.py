@@ -43,6 +43,10 @@ answer echoes the last user message: "echo: <text>". Each entry is an object:
     {"delay": 1.5}                          alone: the echo answer after 1.5 s
     {"drop": true}                          closes the connection without answering
 
+    "repeat_until_file": "/path"            on any entry: it answers every request until the
+                                            file exists (an outage of a chosen length), and
+                                            only then does the script move on
+
 Optional fields of an answer entry:
     "delay": seconds        wait before sending the response headers
     "event_delay": seconds  wait between SSE events
@@ -93,8 +97,11 @@ class Script:
             if not self.entries:
                 return None, None
             index = min(self.next, len(self.entries) - 1)
-            self.next += 1
-            return self.entries[index], index
+            entry = self.entries[index]
+            until = entry.get("repeat_until_file") if isinstance(entry, dict) else None
+            if not until or os.path.exists(until):
+                self.next += 1
+            return entry, index
 
 
 class Log:
