@@ -166,9 +166,9 @@ void add_email_routes(Router& router, ApiContext& ctx) {
     if (!ctx.outbox || ctx.email_accounts.empty()) {
       co_return error_response(409, "no email account is configured ([[email.accounts]])");
     }
-    boost::system::error_code ec;
-    json::value parsed = json::parse(request.body, ec);
-    if (ec) co_return error_response(400, "malformed JSON: " + ec.message());
+    auto body = parse_request_json(request.body);
+    if (!body) co_return error_response(400, body.error().message);
+    const json::value& parsed = *body;
     if (!parsed.is_object()) co_return error_response(400, "the body must be a JSON object");
     auto payload = email_payload(parsed.get_object(), ctx.email_accounts);
     if (!payload) co_return error_response(422, payload.error().message);

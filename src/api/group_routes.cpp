@@ -1,6 +1,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "api/message_json.h"
 #include "api/routes.h"
 #include "core/groups.h"
 
@@ -35,11 +36,10 @@ Response json_response(int status, const json::value& body) {
 
 // Reads the fields of a POST or PATCH body into a change; the error names the field.
 Result<core::GroupChange> change_from(const std::string& body, bool create) {
-  boost::system::error_code ec;
-  json::value parsed = json::parse(body, ec);
-  if (ec) return make_error("malformed JSON: " + ec.message());
-  if (!parsed.is_object()) return make_error("the body must be a JSON object");
-  const json::object& object = parsed.as_object();
+  auto body_json = parse_request_json(body);
+  if (!body_json) return body_json.error();
+  if (!body_json->is_object()) return make_error("the body must be a JSON object");
+  const json::object& object = body_json->as_object();
   core::GroupChange change;
   for (const auto& [key, value] : object) {
     const std::string name(key);

@@ -2,6 +2,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 
 #include "common/json_text.h"
 #include "common/time.h"
@@ -25,7 +26,34 @@ Result<std::optional<std::string>> string_field(const json::object& body, const 
   return std::optional<std::string>(std::string(it->value().get_string()));
 }
 
+// The first number in `value` that is not finite, or nullptr. Depth is bounded by the
+// parser's (32).
+const boost::json::value* non_finite_number(const json::value& value) {
+  if (const double* d = value.if_double()) return std::isfinite(*d) ? nullptr : &value;
+  if (const json::object* object = value.if_object()) {
+    for (const auto& item : *object) {
+      if (const auto* found = non_finite_number(item.value())) return found;
+    }
+  } else if (const json::array* array = value.if_array()) {
+    for (const auto& item : *array) {
+      if (const auto* found = non_finite_number(item)) return found;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+Result<json::value> parse_request_json(std::string_view body) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec) return make_error("malformed JSON: " + ec.message());
+  if (non_finite_number(parsed)) {
+    return make_error(
+        "malformed JSON: a number is out of range (beyond ±1.8e308, the range of a double)");
+  }
+  return parsed;
+}
 
 void append_message_json(std::string& out, const Message& m) {
   out += "{\"id\":";

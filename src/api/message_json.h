@@ -3,7 +3,9 @@
 // timestamp, source, subject, content, read) are kept so its callers keep working.
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/message.h"
@@ -11,6 +13,12 @@
 #include "store/store.h"
 
 namespace sb::api {
+
+// Parses a request body as JSON, for every route that takes one. Error ("malformed JSON:
+// …", answered 400) for text that is not JSON (nested deeper than 32 levels included) and
+// for a number beyond the range of a double (1e400): it would be stored as infinity, which
+// JSON cannot write back.
+Result<boost::json::value> parse_request_json(std::string_view body);
 
 // Appends {"id", "timestamp", "source", "subject", "content", "read", "status", "chat",
 // "sender", "sender_name", "from_assistant", "metadata", "stored_at", "external_id"};

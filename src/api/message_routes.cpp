@@ -83,11 +83,10 @@ class MessageRoutes {
                                                 "Time of one store read (a query or lookup).")) {}
 
   awaitable<Response> post_message(Request& request) {
-    boost::system::error_code ec;
-    auto parsed = json::parse(request.body, ec);
-    if (ec) co_return error_response(400, "malformed JSON: " + ec.message());
-    if (!parsed.is_object()) co_return error_response(400, "the body must be a JSON object");
-    auto message = new_message_from_json(parsed.get_object());
+    auto parsed = parse_request_json(request.body);
+    if (!parsed) co_return error_response(400, parsed.error().message);
+    if (!parsed->is_object()) co_return error_response(400, "the body must be a JSON object");
+    auto message = new_message_from_json(parsed->get_object());
     if (!message) co_return error_response(422, message.error().message);
 
     const auto started = std::chrono::steady_clock::now();

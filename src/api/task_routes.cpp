@@ -54,9 +54,9 @@ int limit_from(const Request& request, int fallback) {
 
 // POST /tasks body → NewTask; `chat` defaults to the group's first chat.
 Result<core::NewTask> new_task_from(const std::string& body, const core::GroupRegistry& groups) {
-  boost::system::error_code ec;
-  json::value parsed = json::parse(body, ec);
-  if (ec) return make_error("malformed JSON: " + ec.message());
+  auto body_json = parse_request_json(body);
+  if (!body_json) return body_json.error();
+  const json::value& parsed = *body_json;
   if (!parsed.is_object()) return make_error("the body must be a JSON object");
   core::NewTask task;
   std::optional<std::string> chat;

@@ -67,6 +67,34 @@ TEST(MessageJson, OutputCarriesTheSeedFieldNames) {
   EXPECT_EQ(o.at("metadata").at("a"), true);
 }
 
+// Issue 16: 1e400 in a message's metadata was parsed as infinity, serialized as "Infinity"
+// and refused by the store with an exception: a 500.
+TEST(RequestJson, ANumberBeyondADoubleIsMalformedWhereverItIs) {
+  for (const char* text : {R"({"metadata":{"n":1e400}})", R"({"a":[1,2,[-1e400]]})", "1e999",
+                           R"({"m":{"deep":{"deeper":[{"x":-2e308}]}}})"}) {
+    auto parsed = parse_request_json(text);
+    ASSERT_FALSE(parsed) << text;
+    EXPECT_NE(parsed.error().message.find("malformed JSON: a number is out of range"),
+              std::string::npos)
+        << parsed.error().message;
+  }
+}
+
+TEST(RequestJson, LargeButFiniteNumbersAndTinyOnesAreKept) {
+  auto parsed =
+      parse_request_json(R"({"big":1.7e308,"int":123456789012345678901234567890,"tiny":1e-400})");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const std::string text = json::serialize(*parsed);
+  EXPECT_FALSE(json::parse(text).as_object().empty()) << text;  // what is stored reads back
+}
+
+TEST(RequestJson, TextThatIsNotJsonIsMalformed) {
+  auto parsed = parse_request_json("{\"a\":");
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().message.rfind("malformed JSON: ", 0), 0u);
+  EXPECT_FALSE(parse_request_json(std::string(100, '[') + std::string(100, ']')));
+}
+
 TEST(BearerToken, MatchesOnlyTheExactTokenWithTheBearerScheme) {
   EXPECT_TRUE(bearer_token_matches("Bearer abc", "abc"));
   EXPECT_TRUE(bearer_token_matches("bearer abc", "abc"));
