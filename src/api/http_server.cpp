@@ -4,7 +4,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -14,6 +13,7 @@
 #include <chrono>
 
 #include "api/auth.h"
+#include "common/async.h"
 #include "common/http_limits.h"
 #include "generated/version.h"
 
@@ -108,7 +108,19 @@ Result<tcp::endpoint> HttpServer::listen() {
   return acceptor_.local_endpoint();
 }
 
-void HttpServer::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+void HttpServer::start() {
+  // Accepting must not end for good on an unexpected error (out of memory, say): it is
+  // logged and accepting starts again after a pause.
+  asio::co_spawn(io_, accept_loop(), [this](std::exception_ptr e) {
+    if (!e) return;
+    log_failure("api: accepting connections")(e);
+    if (stopping_) return;
+    auto pause = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+    pause->async_wait([this, pause](beast::error_code) {
+      if (!stopping_) start();
+    });
+  });
+}
 
 asio::awaitable<void> HttpServer::accept_loop() {
   while (!stopping_) {
@@ -124,20 +136,16 @@ asio::awaitable<void> HttpServer::accept_loop() {
     socket.set_option(tcp::no_delay(true), ec);
     if (connections_.size() >= config_.max_connections) {
       refused_connections_.inc();
-      asio::co_spawn(io_, refuse_busy(std::move(socket)), asio::detached);
+      asio::co_spawn(io_, refuse_busy(std::move(socket)),
+                     log_failure("api: refusing a connection"));
       continue;
     }
     auto connection = std::make_shared<Connection>(std::move(socket));
     connections_.insert(connection);
     open_connections_.set(static_cast<std::int64_t>(connections_.size()));
+    // An exception out of a connection's coroutine (of any type) ends that connection only.
     asio::co_spawn(io_, serve(connection), [this, connection](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("api: connection ended by an unexpected error: {}", ex.what());
-        }
-      }
+      log_failure("api: connection ended by an unexpected error")(e);
       connections_.erase(connection);
       open_connections_.set(static_cast<std::int64_t>(connections_.size()));
       check_stopped();
@@ -210,7 +218,8 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
                  !bearer_token_matches(authorization, config_.token)) {
         response = error_response(401, "missing or wrong bearer token");
         response.headers.emplace_back("WWW-Authenticate", "Bearer");
-        close = !parser.is_done();  // the body was not read
+        // The body was not read; and the client's "Connection: close" holds here too.
+        close = !parser.is_done() || !header.keep_alive();
       } else {
         if (beast::iequals(header[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, 11};
@@ -277,6 +286,9 @@ asio::awaitable<Response> HttpServer::respond(Request& request, std::string& rou
   } catch (const std::exception& e) {
     spdlog::error("api: {} {} failed: {}", request.method, request.path, e.what());
     co_return error_response(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    spdlog::error("api: {} {} failed: unknown exception", request.method, request.path);
+    co_return error_response(500, "internal error");
   }
 }
 

@@ -28,6 +28,7 @@
 #include <span>
 #include <vector>
 
+#include "common/async.h"
 #include "common/http_limits.h"
 #include "common/url_parts.h"
 
@@ -529,6 +530,9 @@ struct ModelProxy::Impl {
   bool stopped = false;
   std::atomic<std::uint64_t> requests{0}, upstream_errors{0}, refused_budget{0}, refused_request{0};
 
+  // Runs accept_loop; should it end by an unexpected error (out of memory, say), that is
+  // logged and accepting starts again after a pause while the socket is open.
+  static void start_accepting(std::shared_ptr<Impl> self, std::shared_ptr<Listener> listener);
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self,
                                            std::shared_ptr<Listener> listener);
   static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<Connection> c);
@@ -598,6 +602,21 @@ http::request<http::string_body> ModelProxy::Impl::upstream_request(
   return up;
 }
 
+void ModelProxy::Impl::start_accepting(std::shared_ptr<Impl> self,
+                                       std::shared_ptr<Listener> listener) {
+  auto on_end = [self, listener](std::exception_ptr e) {
+    if (!e) return;
+    log_failure("model proxy: group " + listener->group + ": accepting connections")(e);
+    if (listener->closed || self->stopped) return;
+    auto pause =
+        std::make_shared<asio::steady_timer>(self->executor, std::chrono::milliseconds(100));
+    pause->async_wait([self, listener, pause](beast::error_code) {
+      if (!listener->closed && !self->stopped) start_accepting(self, listener);
+    });
+  };
+  asio::co_spawn(self->executor, accept_loop(self, listener), std::move(on_end));
+}
+
 asio::awaitable<void> ModelProxy::Impl::accept_loop(std::shared_ptr<Impl> self,
                                                     std::shared_ptr<Listener> listener) {
   while (!listener->closed && !self->stopped) {
@@ -612,15 +631,10 @@ asio::awaitable<void> ModelProxy::Impl::accept_loop(std::shared_ptr<Impl> self,
     }
     auto connection = std::make_shared<Connection>(std::move(socket), listener);
     self->connections.insert(connection);
+    // An exception out of a connection's coroutine (of any type) ends that connection only.
     auto finished = [self, connection](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("model proxy: group {}: connection ended by an unexpected error: {}",
-                        connection->listener->group, ex.what());
-        }
-      }
+      log_failure("model proxy: group " + connection->listener->group +
+                  ": connection ended by an unexpected error")(e);
       self->connections.erase(connection);
     };
     asio::co_spawn(self->executor, serve(self, connection), std::move(finished));
@@ -997,16 +1011,7 @@ Result<bool> ModelProxy::open(const std::string& group, const std::filesystem::p
     return make_error("cannot listen on the model socket " + where + ": " + ec.message());
   }
   s.listeners[group] = listener;
-  auto on_end = [group](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("model proxy: group {}: accepting ended by an unexpected error: {}", group,
-                    ex.what());
-    }
-  };
-  asio::co_spawn(s.executor, Impl::accept_loop(impl_, listener), std::move(on_end));
+  Impl::start_accepting(impl_, listener);
   spdlog::debug("model proxy: group {} listens on {}", group, where);
   return true;
 }

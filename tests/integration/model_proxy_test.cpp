@@ -846,5 +846,26 @@ TEST_F(ModelProxyTest, AnOversizedTrailerEndsOnlyItsConnection) {
   EXPECT_EQ(after.rfind("HTTP/1.1 405", 0), 0u) << after;
 }
 
+// Issue 16: an exception of any type out of one connection's work (here the budget check
+// throws something that is not even a std::exception) ends that connection only; it used to
+// be rethrown out of the event loop.
+TEST_F(ModelProxyTest, AnExceptionInOneConnectionEndsOnlyThatConnection) {
+  ProxyOptions o;
+  o.provider = ModelProvider::anthropic;
+  o.base_url = "http://127.0.0.1:9";
+  std::atomic<int> calls{0};
+  ProxyHarness proxy(o, [&calls](const std::string&) -> std::optional<std::string> {
+    if (calls++ == 0) throw 42;
+    return std::string("test budget");
+  });
+  ASSERT_TRUE(proxy.open("main", socket()));
+  const std::string request =
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+  EXPECT_EQ(raw_exchange(socket(), request), "") << "closed without an answer";
+  const std::string after = raw_exchange(socket(), request);
+  EXPECT_EQ(after.rfind("HTTP/1.1 429", 0), 0u) << after;
+  EXPECT_EQ(calls.load(), 2);
+}
+
 }  // namespace
 }  // namespace sb::host

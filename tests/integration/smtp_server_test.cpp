@@ -30,7 +30,9 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "common/base64.h"
 #include "daemon_fixture.h"
@@ -170,6 +172,12 @@ class Harness {
     std::lock_guard lock(mutex_);
     delay_ = d;
   }
+  // The next message makes the sink throw: a std::runtime_error, or an int (no
+  // std::exception at all).
+  void throw_next(bool standard) {
+    std::lock_guard lock(mutex_);
+    throw_next_ = standard ? 1 : 2;
+  }
 
   std::vector<Delivered> delivered() {
     std::lock_guard lock(mutex_);
@@ -204,13 +212,17 @@ class Harness {
   asio::awaitable<Result<void>> sink(SmtpEnvelope envelope, std::string data) {
     std::optional<std::string> failure;
     std::chrono::milliseconds delay{0};
+    int throw_now = 0;
     {
       std::lock_guard lock(mutex_);
       failure = fail_with_;
       delay = delay_;
+      throw_now = std::exchange(throw_next_, 0);
       ++entered_;
       changed_.notify_all();
     }
+    if (throw_now == 1) throw std::runtime_error("the sink broke");
+    if (throw_now == 2) throw 42;
     while (held_) {
       gate_.expires_at(asio::steady_timer::time_point::max());
       co_await gate_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -245,6 +257,7 @@ class Harness {
   std::vector<Delivered> delivered_;
   std::optional<std::string> fail_with_;
   std::chrono::milliseconds delay_{0};
+  int throw_next_ = 0;  // under mutex_
   std::atomic<int> returned_{0};
   int entered_ = 0;  // under mutex_
 };
@@ -795,6 +808,27 @@ TEST_F(SmtpServerTest, SinkErrorGets451AndTheSessionGoesOn) {
   EXPECT_TRUE(h.delivered().empty());
   EXPECT_TRUE(
       contains(h.metrics(), "switchboard_smtp_messages_rejected_total{reason=\"store_failed\"} 1"));
+}
+
+// Issue 16: an exception out of the store ends at most its own session, never the loop.
+TEST_F(SmtpServerTest, ASinkThatThrowsEndsAtMostItsOwnSession) {
+  auto& h = start();
+  auto other = session();
+  ASSERT_EQ(other->command("NOOP"), "250 2.0.0 Ok\r\n");
+  h.throw_next(true);
+  auto c = session();
+  begin_message(*c);
+  EXPECT_EQ(c->command("Subject: x\r\n\r\ny\r\n."),
+            "451 4.3.0 Temporary failure storing the message, try again later\r\n");
+  EXPECT_EQ(c->command("NOOP"), "250 2.0.0 Ok\r\n");
+  h.throw_next(false);
+  begin_message(*c);
+  EXPECT_EQ(c->command("Subject: x\r\n\r\ny\r\n."), "") << "this session ended";
+  EXPECT_EQ(other->command("NOOP"), "250 2.0.0 Ok\r\n");
+  auto next = session();
+  begin_message(*next);
+  EXPECT_EQ(code(next->command("Subject: after\r\n\r\nok\r\n.")), 250);
+  EXPECT_EQ(h.wait_delivered(1).size(), 1u);
 }
 
 TEST_F(SmtpServerTest, The250ComesOnlyAfterTheSinkReturned) {

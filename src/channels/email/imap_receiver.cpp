@@ -103,7 +103,14 @@ asio::awaitable<void> ImapReceiver::Impl::run(std::shared_ptr<Impl> self) {
     s.status.state = "connecting";
     auto session = std::make_shared<ImapSession>(s.executor, s.options);
     s.session = session;
-    Result<void> outcome = co_await s.serve(*session);
+    // An unexpected error (a bug, out of memory) ends this connection like a failed one: the
+    // account backs off and connects again rather than stopping for good.
+    Result<void> outcome = make_error("no result");
+    try {
+      outcome = co_await s.serve(*session);
+    } catch (const std::exception& e) {
+      outcome = make_error(std::string("unexpected error: ") + e.what());
+    }
     if (s.stopped) {
       co_await session->logout(kStopGrace);
       break;

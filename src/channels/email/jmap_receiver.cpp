@@ -110,7 +110,12 @@ struct JmapReceiver::Impl {
       if (http) {
         if (status.state != "starting" && status.state != "connecting") status.state = "syncing";
         wake_pending = false;
-        synced = co_await sync();
+        // An unexpected error (a bug, out of memory) is a failed sync: back off, try again.
+        try {
+          synced = co_await sync();
+        } catch (const std::exception& e) {
+          synced = make_error(std::string("unexpected error: ") + e.what());
+        }
         if (stopped) break;
         if (!synced) fail(synced.error().message);
       }
