@@ -24,6 +24,9 @@
 //   stderr <text>           prints <text> on stderr
 //   big <bytes>             prints that many bytes on stdout, unframed
 //   exit <code>             exits at once with <code>
+//   finish                  exits 0 once the rest of this prompt or input file has run: a
+//                           one-shot agent that answers every message of its batch and
+//                           leaves without looking at input/ (follow-ups included)
 //   started                 result: the agent's start time, microseconds since the epoch
 //                           (CLOCK_REALTIME, read first thing in main)
 //   once <path> <command>   if <path> does not exist: creates it and runs <command>;
@@ -78,6 +81,7 @@ namespace json = boost::json;
 json::object g_input;
 std::string g_session_id;
 std::int64_t g_started_us = 0;  // CLOCK_REALTIME at the start of main, for `started`
+bool g_finish = false;          // `finish` was run: exit 0 after the current text
 
 void emit(bool success, const std::optional<std::string>& result,
           const std::optional<std::string>& error = std::nullopt) {
@@ -341,6 +345,8 @@ void run_line(std::string_view line) {
     std::cout.flush();
     std::cerr.flush();
     std::_Exit(std::atoi(args.c_str()));
+  } else if (command == "finish") {
+    g_finish = true;
   } else if (command == "once") {
     // Runs the rest of the line only if <path> does not exist yet (and creates it), so a
     // retry or a later run of the same messages gets past it.
@@ -362,6 +368,10 @@ void run_text(std::string_view text) {
     std::istringstream lines(script);
     std::string line;
     while (std::getline(lines, line)) run_line(line);
+  }
+  if (g_finish) {
+    std::cout.flush();
+    std::exit(0);
   }
 }
 
