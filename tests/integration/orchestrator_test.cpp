@@ -259,7 +259,7 @@ TEST_F(Orchestrator, ARunThatFailsBeforeAnyOutputIsRolledBackAndRetried) {
   ASSERT_EQ(got.size(), 1u) << daemon->log();
   EXPECT_EQ(got[0], "second attempt");
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "data/groups/family/failed-once"));
-  EXPECT_NE(daemon->log().find("failed before any output"), std::string::npos);
+  EXPECT_NE(daemon->log().find("failed without answering"), std::string::npos);
 }
 
 TEST_F(Orchestrator, ShutdownStopsAnAgentAfterTheGraceAndLosesNothing) {

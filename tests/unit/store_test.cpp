@@ -526,5 +526,41 @@ TEST(StoreMessageModel, ChatIdsNeedAChannelAndAnAddress) {
   }
 }
 
+// Schema v3 rebuilt the messages table (status "failed"): a version-2 database keeps its
+// messages, its counts and its id high-water mark.
+TEST_F(StoreTest, AVersion2DatabaseMigratesKeepingMessagesCountsAndIds) {
+  fs::create_directories(file().parent_path());
+  {
+    RawDb raw(file());
+    for (const SqliteMigration& migration : sqlite_migrations()) {
+      if (migration.version > 2) break;
+      raw.exec(std::string(migration.sql));
+    }
+    raw.exec("PRAGMA user_version = 2");
+    raw.exec(
+        "INSERT INTO chats (jid, channel, address, created_at) VALUES "
+        "('http:alice', 'http', 'alice', '2026-01-01T00:00:00.000Z')");
+    for (int i = 1; i <= 3; ++i) {
+      raw.exec(
+          "INSERT INTO messages (chat_id, source, content, timestamp, stored_at, status) "
+          "VALUES (1, 'http', 'm" +
+          std::to_string(i) + "', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', '" +
+          (i == 1 ? "read" : "unread") + "')");
+    }
+    raw.exec("DELETE FROM messages WHERE id = 3");  // the newest gone: id 3 is never reused
+  }
+  EXPECT_EQ(store().schema_version(), sqlite_schema_version());
+  EXPECT_EQ(store().counts().total, 2);
+  EXPECT_EQ(store().counts().unread, 1);
+  EXPECT_GT(store().add_message(text_message("after the migration")).message.id, 3);
+  EXPECT_TRUE(store().set_status(2, MessageStatus::failed));
+  EXPECT_EQ(store().message(2)->status, MessageStatus::failed);
+  EXPECT_EQ(store().counts().unread, 1) << "failed is not unread; the new one is";
+  RawDb raw(file());
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE tbl_name = 'messages' AND "
+                       "type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%'"),
+            "6");
+}
+
 }  // namespace
 }  // namespace sb
