@@ -220,6 +220,8 @@ void AgentRun::start_task(asio::awaitable<void> task) {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {
         spdlog::error("[{}] agent run task failed: {}", spec_.group, e.what());
+      } catch (...) {  // rethrown from here it would end the event loop
+        spdlog::error("[{}] agent run task failed: unknown exception", spec_.group);
       }
     }
     if (--tasks_ == 0) tasks_done_.cancel();
