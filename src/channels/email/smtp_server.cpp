@@ -274,6 +274,9 @@ struct SmtpServer::Impl {
   struct Session;
 
   Result<void> configure();
+  // Runs accept_loop; should it end by an unexpected error (out of memory, say), that is
+  // logged and accepting starts again after a pause until stop().
+  static void start_accepting(std::shared_ptr<Impl> self);
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self);
   static asio::awaitable<void> session(std::shared_ptr<Impl> self, std::shared_ptr<Connection> c);
   // DATA after its checks: the text, then the store. False when the session must end.
@@ -354,6 +357,20 @@ void SmtpServer::Impl::refuse(tcp::socket& socket, const std::string& address, c
   socket.write_some(asio::buffer(reply), ignored);
   socket.shutdown(tcp::socket::shutdown_send, ignored);
   socket.close(ignored);
+}
+
+void SmtpServer::Impl::start_accepting(std::shared_ptr<Impl> self) {
+  auto on_end = [self](std::exception_ptr e) {
+    if (!e) return;
+    log_failure("smtp: accept loop")(e);
+    if (self->stopped) return;
+    auto pause =
+        std::make_shared<asio::steady_timer>(self->executor, std::chrono::milliseconds(100));
+    pause->async_wait([self, pause](const error_code&) {
+      if (!self->stopped) start_accepting(self);
+    });
+  };
+  asio::co_spawn(self->executor, accept_loop(self), std::move(on_end));
 }
 
 asio::awaitable<void> SmtpServer::Impl::accept_loop(std::shared_ptr<Impl> self) {
@@ -786,7 +803,7 @@ Result<void> SmtpServer::start() {
   }
   spdlog::info("smtp: listening on {}:{} as {}{}", o.listen, port(), s.hostname,
                s.tls_context ? " (STARTTLS offered)" : "");
-  asio::co_spawn(s.executor, Impl::accept_loop(impl_), log_failure("smtp: accept loop"));
+  Impl::start_accepting(impl_);
   return {};
 }
 
