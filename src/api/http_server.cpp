@@ -9,7 +9,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/url/parse.hpp>
 #include <chrono>
 
 #include "api/auth.h"
@@ -54,15 +53,6 @@ http::response<http::string_body> to_beast(Response r, bool keep_alive) {
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
-}
-
-// Parses the request target into path and query; nullopt for a malformed target.
-bool parse_target(std::string_view target, Request& out) {
-  auto url = boost::urls::parse_origin_form(target);
-  if (!url) return false;
-  out.path = url->path();
-  for (auto param : url->params()) out.query[param.key] = param.value;
-  return true;
 }
 
 }  // namespace
@@ -211,7 +201,7 @@ asio::awaitable<void> HttpServer::serve(std::shared_ptr<Connection> c) {
       auto& header = parser.get();
       request.method = std::string(header.method_string());
       auto authorization = std::string(header[http::field::authorization]);
-      if (!parse_target(header.target(), request)) {
+      if (!parse_request_target(header.target(), request)) {
         response = error_response(400, "malformed request target");
         close = true;
       } else if (!config_.token.empty() && request.path != "/health" &&

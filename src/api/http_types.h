@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,11 @@ struct Response {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
+
+// Reads an origin-form request target ("/messages?chat=http%3Aalice&limit=10") into
+// out.path (decoded, without the query) and out.query (decoded; the last of repeated keys
+// wins). False for a target that is not origin-form (the server answers 400).
+bool parse_request_target(std::string_view target, Request& out);
 
 // {"error": message} with the given status.
 Response error_response(int status, const std::string& message);

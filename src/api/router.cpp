@@ -2,6 +2,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <boost/url/parse.hpp>
 
 namespace sb::api {
 namespace {
@@ -27,6 +28,14 @@ bool is_capture(std::string_view segment) {
 }
 
 }  // namespace
+
+bool parse_request_target(std::string_view target, Request& out) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return false;
+  out.path = url->path();
+  for (auto param : url->params()) out.query[param.key] = param.value;
+  return true;
+}
 
 Response json_response(int status, std::string body) {
   Response r;

@@ -21,6 +21,10 @@ std::optional<std::uint16_t> url_port(const boost::urls::url_view& url) {
   return static_cast<std::uint16_t>(port);
 }
 
+bool has_valid_path(const boost::urls::url_view& url) {
+  return !url.has_authority() || url.encoded_path().empty() || url.encoded_path().front() == '/';
+}
+
 Result<HttpEndpoint> http_endpoint(const boost::urls::url_view& url) {
   HttpEndpoint endpoint;
   if (url.scheme_id() == boost::urls::scheme::https) {
@@ -30,6 +34,7 @@ Result<HttpEndpoint> http_endpoint(const boost::urls::url_view& url) {
   }
   endpoint.host = url_host(url);
   if (endpoint.host.empty()) return make_error("has no host");
+  if (!has_valid_path(url)) return make_error("has an invalid host or port");
   if (url.has_port()) {
     const auto port = url_port(url);
     if (!port) return make_error("has an invalid port");

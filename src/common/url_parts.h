@@ -19,6 +19,11 @@ std::string url_host(const boost::urls::url_view& url);
 // else (boost::urls' port_number() wraps larger values silently). Call when has_port().
 std::optional<std::uint16_t> url_port(const boost::urls::url_view& url);
 
+// False for a URL with an authority whose path neither is empty nor starts with '/'.
+// Boost.URL 1.81 parses "http://host:80x/y" as port 80 and path "x/y" (and "http://[::1]x"
+// as path "x") where RFC 3986 allows no such path: such a URL is malformed.
+bool has_valid_path(const boost::urls::url_view& url);
+
 // Where an http(s) request for a URL goes and what it says on its request line.
 struct HttpEndpoint {
   bool tls = false;            // https
@@ -28,8 +33,8 @@ struct HttpEndpoint {
   std::string request_target;  // origin-form: path (at least "/") and query
 };
 
-// Errors: "has no host", "has an invalid port", "is neither http nor https" (to follow
-// the URL as the caller quotes it).
+// Errors: "has no host", "has an invalid port", "has an invalid host or port" (see
+// has_valid_path), "is neither http nor https" (to follow the URL as the caller quotes it).
 Result<HttpEndpoint> http_endpoint(const boost::urls::url_view& url);
 
 // The URL a Location header (absolute or relative) leads to from `base`, without fragment.

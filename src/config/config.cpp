@@ -1,5 +1,10 @@
 #include "config/config.h"
 
+// toml++ 3.3 checks its own assumptions with assert(), and one does not hold for input it
+// then reports as a syntax error anyway: a table header that does not start with a key
+// ("[(api]", parser::parse_key). Where NDEBUG is not set (the test build) that assert would
+// abort on a bad config file; without it toml++ reports the error as release builds do.
+#define TOML_ASSERT(expr) static_assert(true)
 #include <toml++/toml.h>
 
 #include <algorithm>

@@ -208,6 +208,7 @@ Result<UpstreamUrl> parse_base_url(std::string_view base_url) {
   if (url->has_query() || url->has_fragment()) return bad("must not have a query or fragment");
   out.host = url_host(*url);
   if (out.host.empty()) return bad("has no host");
+  if (!has_valid_path(*url)) return bad("has an invalid host or port");
   if (url->has_port()) {
     const auto port = url_port(*url);
     if (!port) return bad("has an invalid port");

@@ -213,6 +213,14 @@ TEST(ConfigErrors, SyntaxErrorGivesOriginLineAndTheParsersDescription) {
   EXPECT_GT(message.size(), std::string("t.toml:3: ").size());
 }
 
+// Found by fuzzing (fuzz/corpus/config_fuzz/crash-table-header-without-key.toml): toml++
+// asserted on it, which aborted a build without NDEBUG.
+TEST(ConfigErrors, TableHeaderThatDoesNotStartWithAKeyIsASyntaxError) {
+  EXPECT_THAT(parse_error("data_dir = \"/x\"\n\n[(((api]\nlisten = \":1\"\n"),
+              StartsWith("t.toml:3: "));
+  EXPECT_THAT(parse_error("[[ (x]]\n"), StartsWith("t.toml:1: "));
+}
+
 TEST(ConfigErrors, DuplicateKeyIsASyntaxErrorAtTheSecondOne) {
   EXPECT_THAT(parse_error("[api]\nmax_connections = 1\nmax_connections = 2\n"),
               StartsWith("t.toml:3: "));

@@ -34,6 +34,10 @@ TEST(ModelProxyUrl, BadBaseUrlsSayWhatIsWrong) {
   EXPECT_NE(parse_base_url("https://x.org/?a=b").error().message.find("query"), std::string::npos);
   EXPECT_NE(parse_base_url("http://x.org:0").error().message.find("port"), std::string::npos);
   EXPECT_FALSE(parse_base_url("http://x.org:99999"));
+  // Boost.URL takes "x" for the path here (found by fuzzing the HTTP client's redirects).
+  EXPECT_NE(parse_base_url("http://x.org:80x").error().message.find("invalid host or port"),
+            std::string::npos);
+  EXPECT_FALSE(parse_base_url("http://[::1]v1"));
 }
 
 TEST(ModelProxyUrl, TargetIsAppendedToThePrefixSharingAV1Segment) {

@@ -86,5 +86,20 @@ TEST(Router, EmptySegmentsDoNotMatchCaptures) {
   EXPECT_FALSE(std::holds_alternative<Router::Match>(router.match("POST", "/messages//read")));
 }
 
+TEST(RequestTarget, PathAndQueryAreDecodedAndTheLastRepeatedKeyWins) {
+  Request request;
+  ASSERT_TRUE(parse_request_target("/messages/a%20b?chat=http%3Aalice&limit=1&limit=10", request));
+  EXPECT_EQ(request.path, "/messages/a b");
+  EXPECT_EQ(request.query["chat"], "http:alice");
+  EXPECT_EQ(request.query["limit"], "10");
+}
+
+TEST(RequestTarget, TargetsThatAreNotOriginFormAreRefused) {
+  Request request;
+  EXPECT_FALSE(parse_request_target("http://example.org/messages", request));
+  EXPECT_FALSE(parse_request_target("*", request));
+  EXPECT_FALSE(parse_request_target("/messages?x=%zz", request));
+}
+
 }  // namespace
 }  // namespace sb::api
