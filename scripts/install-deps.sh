@@ -16,7 +16,8 @@ packages=(
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(googletest libgtest-dev libgmock-dev libbenchmark-dev wrk sqlite3 procps curl
     swaks libnet-ssleay-perl libio-socket-ssl-perl python3-aiosmtpd openssl
-    dovecot-imapd dovecot-lmtpd cyrus-common cyrus-caldav cyrus-admin sasl2-bin)
+    dovecot-imapd dovecot-lmtpd cyrus-common cyrus-caldav cyrus-admin sasl2-bin
+    clang libclang-rt-14-dev)  # libFuzzer and the sanitizers' runtime (scripts/fuzz.sh)
 fi
 
 missing=()
