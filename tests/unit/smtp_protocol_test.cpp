@@ -165,6 +165,18 @@ TEST(SmtpAddress, ValidatesDomainsAndLiterals) {
   EXPECT_FALSE(is_valid_domain(""));
 }
 
+// Found by fuzzing (fuzz/corpus/smtp_fuzz/crash-nul-in-address-literal.txt): the literal was
+// checked only up to its first NUL byte, so control bytes after it reached the Received:
+// header.
+TEST(SmtpAddress, AddressLiteralWithANulByteIsRefused) {
+  using namespace std::string_literals;
+  EXPECT_FALSE(is_valid_domain("[192.0.2.1\0\x03junk]"s));
+  EXPECT_FALSE(is_valid_domain("[IPv6:::1\0]"s));
+  EXPECT_FALSE(is_valid_mailbox("m@[192.0.2.1\0\x01]"s));
+  EXPECT_EQ(refused(parse_rcpt_to("TO:<m@[192.0.2.1\0\x07]>"s)).status, "5.1.3");
+  EXPECT_EQ(refused(parse_mail_from("FROM:<m@[192.0.2.1\0]>"s)).status, "5.1.7");
+}
+
 // --- recipients ---
 
 TEST(SmtpRecipients, MatchIgnoringCaseAndPlusTags) {

@@ -79,6 +79,8 @@ bool is_quoted_string(std::string_view s) {
 bool is_address_literal(std::string_view s) {
   if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
   const std::string inner(s.substr(1, s.size() - 2));
+  // inet_pton reads up to the first NUL: "[192.0.2.1\0<anything>]" must not pass.
+  if (inner.find('\0') != std::string::npos) return false;
   std::array<unsigned char, 16> scratch;
   if (istarts_with(inner, "IPv6:")) {
     return inet_pton(AF_INET6, inner.c_str() + 5, scratch.data()) == 1;
