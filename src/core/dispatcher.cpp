@@ -744,9 +744,12 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
       std::string text = strip_internal(*result.result);
       if (!text.empty()) {
         shared->last_result = text;
-        // The reply answers everything delivered so far; those are never rolled back.
-        auto send = [this, shared, text, ids = std::exchange(shared->unanswered, {})]()
-            -> boost::asio::awaitable<void> { co_await send_reply(shared, text, ids); };
+        // The reply answers what the agent has read: everything delivered so far but the
+        // follow-ups still waiting in input/. What it answers is never rolled back.
+        auto send = [this, shared, text,
+                     ids = take_answered(*shared)]() -> boost::asio::awaitable<void> {
+          co_await send_reply(shared, text, ids);
+        };
         spawn(std::move(send), "group '" + folder + "': sending a reply");
       }
     }
@@ -782,6 +785,25 @@ boost::asio::awaitable<void> Dispatcher::send_reply(std::shared_ptr<ActiveRun> r
                                       std::move(answered));
   co_await std::move(sending);
   replies_.inc();
+}
+
+std::vector<Seq> Dispatcher::take_answered(ActiveRun& run) {
+  std::optional<Seq> unread_from;
+  for (const ActiveRun::Batch& batch : run.batches) {
+    if (batch.file.empty() || run.unanswered.empty() || batch.first < run.unanswered.front()) {
+      continue;
+    }
+    auto waiting = host::input_message_waiting(groups_.paths().ipc_root(), run.folder, batch.file);
+    if (!waiting || waiting.value()) {
+      unread_from = batch.first;
+      break;
+    }
+  }
+  std::vector<Seq> answered;
+  std::vector<Seq> rest;
+  for (Seq id : run.unanswered) (unread_from && id >= *unread_from ? rest : answered).push_back(id);
+  run.unanswered = std::move(rest);
+  return answered;
 }
 
 boost::asio::awaitable<void> Dispatcher::send_notice(std::shared_ptr<ActiveRun> run,

@@ -143,6 +143,9 @@ class Dispatcher final : public QueueDriver {
   // Sends `text` to the run's chat as the answer to `answered_ids` (marked replied with it).
   boost::asio::awaitable<void> send_reply(std::shared_ptr<ActiveRun> run, std::string text,
                                           std::vector<Seq> answered_ids);
+  // The messages a result of `run` answers, taken out of run.unanswered: all but the
+  // follow-ups the agent has not taken from input/ yet.
+  std::vector<Seq> take_answered(ActiveRun& run);
   // Tells the run's chat that something went wrong (answers no message).
   boost::asio::awaitable<void> send_notice(std::shared_ptr<ActiveRun> run, std::string text);
   // After a message run: what the agent answered is done; what it did not read goes back to

@@ -90,9 +90,28 @@ boost::asio::awaitable<void> Outbox::loop() {
   while (!stopped_) {
     pending_wake_ = false;
     const auto due = reader_.due_outbox(format_iso8601(now_utc()), kBatch);
-    for (const OutboxItem& item : due) {
-      if (stopped_) break;
-      co_await deliver(item);
+    if (!due.empty()) {
+      // One commit marks the batch "sending" and one marks what was delivered "sent", instead
+      // of two per message: a crash in between sends those again, which the channels
+      // deduplicate by the row's key.
+      std::vector<std::int64_t> ids;
+      for (const OutboxItem& item : due) ids.push_back(item.id);
+      auto sending = [ids](Store& store) {
+        for (std::int64_t id : ids) store.mark_outbox_sending(id);
+      };
+      co_await writer_.run(std::move(sending));
+      std::vector<std::int64_t> sent;
+      for (const OutboxItem& item : due) {
+        if (stopped_) break;
+        if (co_await deliver(item)) sent.push_back(item.id);
+      }
+      if (!sent.empty()) {
+        auto mark = [sent](Store& store) {
+          for (std::int64_t id : sent) store.mark_outbox_sent(id);
+        };
+        co_await writer_.run(std::move(mark));
+        sent_.inc(sent.size());
+      }
     }
     if (stopped_) break;
     if (pending_wake_ || due.size() == static_cast<std::size_t>(kBatch)) continue;
@@ -109,7 +128,7 @@ boost::asio::awaitable<void> Outbox::loop() {
   }
 }
 
-boost::asio::awaitable<void> Outbox::deliver(OutboxItem item) {
+boost::asio::awaitable<bool> Outbox::deliver(OutboxItem item) {
   const std::int64_t id = item.id;
   auto it = channels_.find(item.channel);
   if (it == channels_.end()) {
@@ -119,10 +138,8 @@ boost::asio::awaitable<void> Outbox::deliver(OutboxItem item) {
     co_await writer_.run(std::move(fail));
     failed_.inc();
     spdlog::error("outbox: message {} failed: {}", id, error);
-    co_return;
+    co_return false;
   }
-  auto sending = [id](Store& store) { store.mark_outbox_sending(id); };
-  co_await writer_.run(std::move(sending));
   channels::SendOutcome outcome;
   try {
     outcome = co_await it->second->send(item);
@@ -135,13 +152,9 @@ boost::asio::awaitable<void> Outbox::deliver(OutboxItem item) {
     outcome.error = "gave up after " + std::to_string(attempts) + " attempts: " + outcome.error;
   }
   switch (outcome.kind) {
-    case channels::SendOutcome::Kind::sent: {
-      auto mark = [id](Store& store) { store.mark_outbox_sent(id); };
-      co_await writer_.run(std::move(mark));
-      sent_.inc();
+    case channels::SendOutcome::Kind::sent:
       spdlog::debug("outbox: message {} delivered to {}", id, item.chat_jid);
-      break;
-    }
+      co_return true;
     case channels::SendOutcome::Kind::retry: {
       auto delay = options_.retry_base * (1LL << std::min(attempts - 1, 20));
       delay = std::min<std::chrono::milliseconds>(delay, options_.retry_cap);
@@ -165,6 +178,7 @@ boost::asio::awaitable<void> Outbox::deliver(OutboxItem item) {
       break;
     }
   }
+  co_return false;
 }
 
 }  // namespace sb::core

@@ -56,7 +56,9 @@ class Outbox {
 
  private:
   boost::asio::awaitable<void> loop();
-  boost::asio::awaitable<void> deliver(OutboxItem item);
+  // Hands a row marked sending to its channel; true when it was sent (the caller marks it
+  // so), otherwise it is marked for a retry or failed here.
+  boost::asio::awaitable<bool> deliver(OutboxItem item);
   void wake();
 
   boost::asio::any_io_executor executor_;

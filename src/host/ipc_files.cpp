@@ -114,6 +114,15 @@ Result<std::string> write_input_message(const fs::path& ipc_root, std::string_vi
   return name;
 }
 
+Result<bool> input_message_waiting(const fs::path& ipc_root, std::string_view folder,
+                                   std::string_view name) {
+  auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);
+  if (!input) return input.error();
+  auto there = input->stat(name);
+  if (!there) return there.error();
+  return there.value().has_value();
+}
+
 Result<bool> withdraw_input_message(const fs::path& ipc_root, std::string_view folder,
                                     std::string_view name) {
   auto input = open_group_ipc_dir(ipc_root, folder, kInputDir, MissingDirs::create);

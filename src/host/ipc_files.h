@@ -81,6 +81,11 @@ Result<SafeDir> open_group_ipc_dir(const std::filesystem::path& ipc_root, std::s
 Result<std::string> write_input_message(const std::filesystem::path& ipc_root,
                                         std::string_view folder, std::string_view text);
 
+// Whether the follow-up file `name` is still in the group's input/ (the agent has not taken
+// it yet).
+Result<bool> input_message_waiting(const std::filesystem::path& ipc_root, std::string_view folder,
+                                   std::string_view name);
+
 // After the group's agent has exited: removes the follow-up file `name` from its input/ if
 // the agent left it there. True when it was still there (the agent never read it).
 Result<bool> withdraw_input_message(const std::filesystem::path& ipc_root, std::string_view folder,
