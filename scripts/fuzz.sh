@@ -36,17 +36,20 @@ run_one() {
   if [[ -f fuzz/dict/$name.dict ]]; then args+=(-dict="fuzz/dict/$name.dict"); fi
   local corpora=("$out/corpus/$name")
   if [[ -d fuzz/corpus/$name ]]; then corpora+=("fuzz/corpus/$name"); fi
-  local status=0
+  local status=0 started=$SECONDS
   "$dir/fuzz/$name" "${args[@]}" "${corpora[@]}" >"$out/$name.log" 2>&1 || status=$?
   echo "$status" >"$out/$name.status"
+  echo "$((SECONDS - started))" >"$out/$name.seconds"
   return 0
 }
 
-# figures NAME OUT SECONDS: one Markdown table row from OUT/NAME.log.
+# figures NAME OUT: one Markdown table row from OUT/NAME.log (seconds: how long it ran; a
+# finding stops a harness early).
 figures() {
-  local name=$1 out=$2 seconds=$3 log=$2/$1.log
+  local name=$1 out=$2 log=$2/$1.log seconds
   local status execs rate last cov ft corp findings
   status=$(cat "$out/$name.status" 2>/dev/null || echo "?")
+  seconds=$(cat "$out/$name.seconds" 2>/dev/null || echo "?")
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | grep ' cov: ' | tail -1 || true)
@@ -77,7 +80,7 @@ smoke() {
   local failed=0
   table_head
   for name in $(harnesses); do
-    figures "$name" "$out" "$seconds"
+    figures "$name" "$out"
     if [[ $(cat "$out/$name.status") != 0 ]]; then
       failed=1
       echo "--- $name failed; the input is in $out/findings/$name/; its log ends:" >&2
@@ -107,7 +110,7 @@ campaign() {
       mv "$out/findings/$name" "$out/findings/$name.before-$(date +%Y%m%d-%H%M%S)"
     fi
     nice -n 19 bash -c "$(declare -f run_one); dir=$dir; run_one $name $seconds $out"
-    figures "$name" "$out" "$seconds" | tee -a "$summary"
+    figures "$name" "$out" | tee -a "$summary"
     if [[ $(cat "$out/$name.status") != 0 ]]; then failed=1; fi
   done
   echo >>"$summary"
@@ -122,7 +125,7 @@ case "${1:-}" in
     campaign "$@"
     ;;
   *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2
     ;;
 esac

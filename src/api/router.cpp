@@ -4,6 +4,8 @@
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 
+#include "common/utf8.h"
+
 namespace sb::api {
 namespace {
 
@@ -47,7 +49,9 @@ Response json_response(int status, std::string body) {
 Response error_response(int status, const std::string& message) {
   Response r;
   r.status = status;
-  r.body = boost::json::serialize(boost::json::object{{"error", message}});
+  // The message may quote a request's path, whose percent-decoding need not be UTF-8; JSON
+  // must be.
+  r.body = boost::json::serialize(boost::json::object{{"error", to_valid_utf8(message)}});
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
 
 namespace sb::api {
 namespace {
@@ -92,6 +93,20 @@ TEST(RequestTarget, PathAndQueryAreDecodedAndTheLastRepeatedKeyWins) {
   EXPECT_EQ(request.path, "/messages/a b");
   EXPECT_EQ(request.query["chat"], "http:alice");
   EXPECT_EQ(request.query["limit"], "10");
+}
+
+// Found by fuzzing (fuzz/corpus/api_http_fuzz/crash-path-not-utf8.http): the 404 for
+// "/em/re%adail" quoted the decoded path's byte 0xAD as it was, which is not valid JSON.
+TEST(RequestTarget, ErrorAnswerQuotingAPathThatIsNotUtf8IsValidJson) {
+  Request request;
+  ASSERT_TRUE(parse_request_target("/em/re%adail", request));
+  const Response answer = error_response(404, "no such resource: " + request.path);
+  boost::system::error_code ec;
+  const auto body = boost::json::parse(answer.body, ec);
+  ASSERT_FALSE(ec) << answer.body;
+  EXPECT_EQ(body.at("error").as_string(),
+            "no such resource: /em/re\xEF\xBF\xBD"
+            "ail");
 }
 
 TEST(RequestTarget, TargetsThatAreNotOriginFormAreRefused) {
