@@ -278,7 +278,14 @@ TEST(ApiStartup, PortInUseIsARuntimeFailureNamingTheAddress) {
   TempDir dir;
   Daemon first(dir.path());
   ASSERT_TRUE(first.start());
-  auto r = run_cli({"run", "--config", first.config_file().string()});
+  // The same port with another data directory (the same one is refused by its lock first).
+  std::ifstream in(first.config_file());
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string data = (dir.path() / "data").string();
+  config.replace(config.find(data), data.size(), (dir.path() / "other-data").string());
+  const auto second_config = dir.path() / "second.toml";
+  std::ofstream(second_config) << config;
+  auto r = run_cli({"run", "--config", second_config.string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("127.0.0.1:" + std::to_string(first.port())), std::string::npos) << r.err;
 }
