@@ -1062,10 +1062,51 @@ class Loader {
   std::vector<Problem> problems_;
 };
 
+// The line of the first byte outside ASCII that stands outside a string or a comment, or 0.
+// TOML allows none there, and toml++ 3.3 must not see one: its whitespace test reaches
+// __builtin_unreachable for most non-ASCII characters (is_non_ascii_horizontal_whitespace).
+std::size_t line_of_stray_non_ascii(std::string_view text) {
+  std::size_t line = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      return line;
+    } else if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      const bool multi = text.substr(i, 3) == std::string_view(std::string(3, c));
+      const bool escapes = c == '"';
+      i += multi ? 3 : 1;
+      for (; i < text.size(); ++i) {
+        if (text[i] == '\n') {
+          ++line;
+          if (!multi) break;  // an unterminated string: toml++ reports it
+        } else if (escapes && text[i] == '\\') {
+          if (i + 1 < text.size() && text[i + 1] == '\n') ++line;
+          ++i;
+        } else if (text[i] == c && (!multi || text.substr(i, 3) == std::string(3, c))) {
+          if (multi) {
+            i += 2;  // the closing delimiter, and up to two quotes of content before it
+            for (int extra = 0; extra < 2 && i + 1 < text.size() && text[i + 1] == c; ++extra) ++i;
+          }
+          break;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 Result<Config> parse_config(std::string_view toml_text, const std::string& origin,
                             ConfigPurpose purpose) {
+  if (const std::size_t line = line_of_stray_non_ascii(toml_text)) {
+    return make_error(origin + ":" + std::to_string(line) +
+                      ": a character outside ASCII stands outside a string or a comment");
+  }
   try {
     const toml::table root = toml::parse(toml_text, std::string_view(origin));
     return Loader(origin, purpose).load(root);

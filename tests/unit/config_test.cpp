@@ -221,6 +221,23 @@ TEST(ConfigErrors, TableHeaderThatDoesNotStartWithAKeyIsASyntaxError) {
   EXPECT_THAT(parse_error("[[ (x]]\n"), StartsWith("t.toml:1: "));
 }
 
+// Found by fuzzing (fuzz/corpus/config_fuzz/crash-non-ascii-outside-a-string.toml): toml++
+// 3.3 reached __builtin_unreachable on such a character (undefined behaviour).
+TEST(ConfigErrors, NonAsciiOutsideAStringIsAnErrorAndInsideOneIsKept) {
+  EXPECT_EQ(parse_error("# caf\xc3\xa9\n\n\xc3\xa9 = 1\n"),
+            "t.toml:3: a character outside ASCII stands outside a string or a comment");
+  EXPECT_THAT(parse_error("data_dir = \"/x\" \xc2\xa0\n"), StartsWith("t.toml:1: "));
+  const Config config = parse_ok(
+      "# \xc3\xbc"
+      "ber\ndata_dir = \"Caf\xc3\xa9 \\\" \xc3\xa9\"\n"
+      "[agent]\nimage = '''\n/srv/Z\xc3\xbc"
+      "rich''' # \xc3\xa9\n");
+  EXPECT_EQ(config.data_dir.string(), "Caf\xc3\xa9 \" \xc3\xa9");
+  EXPECT_EQ(config.agent.image,
+            "/srv/Z\xc3\xbc"
+            "rich");
+}
+
 TEST(ConfigErrors, DuplicateKeyIsASyntaxErrorAtTheSecondOne) {
   EXPECT_THAT(parse_error("[api]\nmax_connections = 1\nmax_connections = 2\n"),
               StartsWith("t.toml:3: "));

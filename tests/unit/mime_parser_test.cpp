@@ -535,6 +535,17 @@ TEST(MimeParser, NestedBrokenMultipartsAreRecoveredWithinTheMessageSize) {
   expect_all_valid_utf8(mail);
 }
 
+// Found by fuzzing (fuzz/corpus/mime_fuzz/crash-date-after-2262.eml): a date beyond what
+// system_clock holds overflowed its conversion to nanoseconds (undefined behaviour).
+TEST(MimeParser, DateBeyondTheClocksRangeIsAProblemNotAnOverflow) {
+  const ParsedMail mail =
+      parse_mail("From: a@example.org\r\nDate: Mon, 1 Jan 2900 00:00:00 +0000\r\n\r\nhi\r\n");
+  EXPECT_FALSE(mail.date.has_value());
+  EXPECT_NE(std::find(mail.problems.begin(), mail.problems.end(), "Date header out of range"),
+            mail.problems.end());
+  EXPECT_TRUE(parse_mail("Date: Fri, 27 Nov 2026 16:21:00 +0000\r\n\r\nx").date.has_value());
+}
+
 TEST(MimeParser, InputThatIsNotMailBecomesText) {
   EXPECT_EQ(parse_mail("").text, kNoTextNote);
   const ParsedMail garbage = parse_mail(std::string("\x00\xFF\xFEnot mail\n", 12));

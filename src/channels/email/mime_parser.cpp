@@ -439,10 +439,15 @@ class MailReader {
     read_addresses(g_mime_message_get_reply_to(message), mail_.reply_to);
     mail_.subject = header_value(or_empty(g_mime_message_get_subject(message)));
 
-    if (GDateTime* date = g_mime_message_get_date(message)) {
+    // system_clock counts nanoseconds in 64 bits: years 1678 to 2262 (GDateTime goes to 9999).
+    constexpr gint64 kMaxUnixSeconds = 9'000'000'000;
+    GDateTime* date = g_mime_message_get_date(message);
+    if (date && std::abs(g_date_time_to_unix(date)) < kMaxUnixSeconds) {
       mail_.date = std::chrono::system_clock::time_point(
           std::chrono::seconds(g_date_time_to_unix(date)) +
           std::chrono::microseconds(g_date_time_get_microsecond(date)));
+    } else if (date) {
+      problem("Date header out of range");
     } else if (header(object, "Date")) {
       problem("unreadable Date header");
     }
