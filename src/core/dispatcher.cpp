@@ -744,6 +744,11 @@ boost::asio::awaitable<sandbox::RunOutcome> Dispatcher::run_agent(
       std::string text = strip_internal(*result.result);
       if (!text.empty()) {
         shared->last_result = text;
+        if (result.status == sandbox::AgentResult::Status::success) {
+          // The agent answers again: the group is no longer failing.
+          failing_.erase(folder);
+          notified_.erase(folder);
+        }
         // The reply answers what the agent has read: everything delivered so far but the
         // follow-ups still waiting in input/. What it answers is never rolled back.
         auto send = [this, shared, text,

@@ -283,8 +283,19 @@ TEST_P(AgentRunTest, LogRecordsResultsButNeverEnvironmentValues) {
   const auto log = slurp(log_file());
   EXPECT_NE(log.find("result 1: success"), std::string::npos) << log;
   EXPECT_NE(log.find("result 2: error (on purpose)"), std::string::npos) << log;
-  EXPECT_NE(log.find("outcome: success"), std::string::npos) << log;
+  // The last result was an error result: the run failed, saying why.
+  EXPECT_NE(log.find("outcome: error: the agent reported an error: on purpose"), std::string::npos)
+      << log;
+  EXPECT_FALSE(record.outcome.success);
+  EXPECT_TRUE(record.outcome.ended_in_error);
   EXPECT_EQ(log.find("value-must-not-be-logged"), std::string::npos) << log;
+}
+
+TEST_P(AgentRunTest, AnErrorResultFollowedByASuccessfulOneIsASuccess) {
+  const auto record = run(spec("fail first\nreply then fine"), close_after(2));
+  ASSERT_EQ(record.results.size(), 2u);
+  EXPECT_TRUE(record.outcome.success) << record.outcome.error;
+  EXPECT_FALSE(record.outcome.ended_in_error);
 }
 
 TEST_P(AgentRunTest, AnAgentIgnoringSigtermIsKilledAfterTheGrace) {

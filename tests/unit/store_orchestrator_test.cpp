@@ -107,7 +107,7 @@ auto ids_of(const std::vector<Record>& records) {
 
 // ---- Migration ----
 
-TEST_F(OrchestratorStoreTest, AVersion1DatabaseUpgradesToVersion2WithItsDataIntact) {
+TEST_F(OrchestratorStoreTest, AVersion1DatabaseUpgradesToTheLatestWithItsDataIntact) {
   ASSERT_EQ(sqlite_migrations().front().version, 1);
   {
     RawDb v1(file());
@@ -138,8 +138,8 @@ TEST_F(OrchestratorStoreTest, AVersion1DatabaseUpgradesToVersion2WithItsDataInta
     v1.exec("COMMIT");
   }
 
-  EXPECT_EQ(store().schema_version(), 2);
-  EXPECT_EQ(sqlite_schema_version(), 2);
+  EXPECT_EQ(store().schema_version(), sqlite_schema_version());
+  EXPECT_EQ(sqlite_schema_version(), 3);
   EXPECT_EQ(store().message(1)->content, "from version 1");
   EXPECT_EQ(store().counts().total, 1);
   EXPECT_EQ(store().latest_seq(), 1);
@@ -165,7 +165,7 @@ TEST_F(OrchestratorStoreTest, AVersion1DatabaseUpgradesToVersion2WithItsDataInta
   EXPECT_EQ(store().usage_since("main", "").input_tokens, 3);
   EXPECT_NE(invalid_argument_of([&] { store().put_group(group("other", {"http:alice"})); }), "");
   RawDb raw(file());
-  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "3");
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE name IN "
                        "('group_chats_one_group', 'token_usage_by_group', 'token_usage_by_run')"),
             "3");
